@@ -1,0 +1,13 @@
+//! Warden's domain: ids, validation rules, the permission catalogue, grants, the decision function and
+//! the storage traits. No IO here: time and randomness are arguments, storage is behind `ports`.
+pub mod catalogue;
+pub mod decision;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod page;
+pub mod password;
+pub mod ports;
+pub mod validate;
+
+pub use error::Error;

@@ -1,0 +1,136 @@
+//! The one documented configuration (SPEC §8), read from the environment and an optional TOML file
+//! with figment; tests build a `Config` value and never touch the process environment.
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// A secret string: serialises as itself, prints as `***`.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    /// `WARDEN_LISTEN_ADDR`: where `warden` listens (the binary only; tests hand over a listener).
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`: `postgres://…` or `sqlite://…`; unset means `sqlite://<data_dir>/warden.db`.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: the shared decision cache; unset means in-process (the cache arrives with issue #7).
+    pub redis_url: Option<String>,
+    /// `WARDEN_OPERATOR_TOKEN`: unset means generated once into `<data_dir>/operator-token` (mode 0600).
+    pub operator_token: Option<Secret>,
+    /// `WARDEN_DATA_DIR`: the embedded database and generated operator token live here.
+    pub data_dir: PathBuf,
+    /// `WARDEN_CATALOGUE_PATH`: a deployment's own permission catalogue; unset means the bundled one.
+    pub catalogue_path: Option<PathBuf>,
+    /// `WARDEN_ISSUER` and `WARDEN_AUDIENCE`: the `iss` and `aud` of access tokens.
+    pub issuer: String,
+    pub audience: String,
+    /// `WARDEN_ACCESS_TOKEN_TTL_SECONDS`: at most 900 (SPEC §4).
+    pub access_token_ttl_seconds: u64,
+    /// `WARDEN_REFRESH_TOKEN_TTL_SECONDS`: how long a session may be refreshed.
+    pub refresh_token_ttl_seconds: u64,
+    /// `WARDEN_PASSWORD_MIN_CHARS`: at least 8; default 15 (NIST SP 800-63B rev. 4, single factor).
+    pub password_min_chars: usize,
+    /// `WARDEN_ARGON2_MEMORY_KIB`, `WARDEN_ARGON2_ITERATIONS`: argon2id cost; defaults are OWASP's
+    /// (19 MiB, 2 passes, 1 lane). Tests lower them.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    /// `WARDEN_DATABASE_MAX_CONNECTIONS`: pool size per replica.
+    pub database_max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: None,
+            redis_url: None,
+            operator_token: None,
+            data_dir: PathBuf::from("./data"),
+            catalogue_path: None,
+            issuer: "warden".into(),
+            audience: "warden".into(),
+            access_token_ttl_seconds: 900,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
+            password_min_chars: 15,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            database_max_connections: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `WARDEN_CONFIG_FILE` (TOML, same keys as the fields), then the environment.
+    pub fn from_env() -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Ok(path) = std::env::var("WARDEN_CONFIG_FILE") {
+            figment = figment.merge(Toml::file(path));
+        }
+        let figment = figment
+            .merge(
+                Env::prefixed("WARDEN_")
+                    .ignore(&["config_file"])
+                    .filter(|key| !key.is_empty()),
+            )
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]));
+        Self::from_figment(figment)
+    }
+
+    /// Extracts and checks a configuration; empty strings count as unset.
+    pub fn from_figment(figment: Figment) -> Result<Self, Box<figment::Error>> {
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.database_url = config.database_url.filter(|url| !url.trim().is_empty());
+        config.redis_url = config.redis_url.filter(|url| !url.trim().is_empty());
+        config.operator_token = config
+            .operator_token
+            .filter(|token| !token.0.trim().is_empty());
+        if config.access_token_ttl_seconds == 0 || config.access_token_ttl_seconds > 900 {
+            return Err(Box::new(figment::Error::from(
+                "access_token_ttl_seconds: must be 1 to 900".to_owned(),
+            )));
+        }
+        if config.password_min_chars < 8 {
+            return Err(Box::new(figment::Error::from(
+                "password_min_chars: must be at least 8".to_owned(),
+            )));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_come_from_the_given_map_and_empty_ones_count_as_unset() {
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("listen_addr", "127.0.0.1:6000"))
+            .merge(("database_url", ""))
+            .merge(("operator_token", "s3cret"));
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.listen_addr.port(), 6000);
+        assert_eq!(config.database_url, None);
+        assert_eq!(format!("{:?}", config.operator_token), "Some(***)");
+    }
+
+    #[test]
+    fn an_access_token_ttl_over_fifteen_minutes_is_refused() {
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("access_token_ttl_seconds", 901));
+        assert!(Config::from_figment(figment).is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! The Warden gRPC server: configuration, start-up (database, migrations, keys, catalogue) and the
+//! tonic services of `warden.v1`, with reflection and health. `main.rs` and the tests call `serve`.
+pub mod config;
+mod convert;
+mod secrets;
+mod services;
+mod state;
+mod status;
+mod tokens;
+
+use std::{future::Future, path::Path, sync::Arc};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use warden_authz::Authorizer;
+use warden_core::{Error, catalogue::Catalogue, password::PasswordPolicy, ports::Store};
+use warden_proto::v1::{
+    api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
+    auth_service_server::AuthServiceServer,
+    authorization_service_server::AuthorizationServiceServer,
+    group_service_server::GroupServiceServer,
+    notification_service_server::NotificationServiceServer,
+    organization_service_server::OrganizationServiceServer, role_service_server::RoleServiceServer,
+    user_service_server::UserServiceServer,
+};
+use warden_store::SqlStore;
+
+pub use crate::config::Config;
+use crate::{
+    config::Secret,
+    secrets::PasswordHasher,
+    services::{
+        api_keys::ApiKeys, audit::Audit, auth::Auth, authorization::Authorization, groups::Groups,
+        notifications::Notifications, organizations::Organizations, roles::Roles, users::Users,
+    },
+    state::AppState,
+    tokens::TokenService,
+};
+
+/// The bundled catalogue; `WARDEN_CATALOGUE_PATH` replaces it.
+const DEFAULT_CATALOGUE: &str = include_str!("../../../catalogue/default.toml");
+
+/// gRPC messages above this size are refused before they are decoded.
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Serves the v1 API on `listener` until `shutdown` resolves, then lets in-flight RPCs finish.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let state = Arc::new(start(&config).await?);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<OrganizationServiceServer<Organizations>>()
+        .await;
+    health
+        .set_serving::<AuthorizationServiceServer<Authorization>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(Error::internal)?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(Error::internal)?;
+    macro_rules! limited {
+        ($server:ident, $service:expr) => {
+            $server::new($service).max_decoding_message_size(MAX_MESSAGE_BYTES)
+        };
+    }
+    let address = listener.local_addr().map_err(Error::internal)?;
+    tracing::info!(%address, "warden serving");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(limited!(
+            OrganizationServiceServer,
+            Organizations(state.clone())
+        ))
+        .add_service(limited!(UserServiceServer, Users(state.clone())))
+        .add_service(limited!(RoleServiceServer, Roles(state.clone())))
+        .add_service(limited!(AuthServiceServer, Auth(state.clone())))
+        .add_service(limited!(GroupServiceServer, Groups))
+        .add_service(limited!(ApiKeyServiceServer, ApiKeys(state.clone())))
+        .add_service(limited!(
+            AuthorizationServiceServer,
+            Authorization(state.clone())
+        ))
+        .add_service(limited!(NotificationServiceServer, Notifications))
+        .add_service(limited!(AuditServiceServer, Audit))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(Error::internal)?;
+    tracing::info!("warden stopped");
+    Ok(())
+}
+
+/// Everything before the first RPC: fails fast, with the reason, when anything is missing.
+async fn start(config: &Config) -> Result<AppState, Error> {
+    let database_url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&config.data_dir).map_err(Error::internal)?;
+            format!(
+                "sqlite://{}?mode=rwc",
+                config.data_dir.join("warden.db").display()
+            )
+        }
+    };
+    let store = Arc::new(SqlStore::connect(&database_url, config.database_max_connections).await?);
+    if config.redis_url.is_some() {
+        tracing::info!(
+            "redis_url is set; checks read the database until the decision cache of issue #7 lands"
+        );
+    }
+    let catalogue = match &config.catalogue_path {
+        Some(path) => {
+            Catalogue::from_toml(&std::fs::read_to_string(path).map_err(Error::internal)?)?
+        }
+        None => Catalogue::from_toml(DEFAULT_CATALOGUE)?,
+    };
+    let operator_token = match &config.operator_token {
+        Some(token) => token.clone(),
+        None => Secret(operator_token_file(&config.data_dir)?),
+    };
+    let tokens = TokenService::load(
+        store.clone() as Arc<dyn warden_core::ports::SigningKeyStore>,
+        config.issuer.clone(),
+        config.audience.clone(),
+        config.access_token_ttl_seconds,
+    )
+    .await?;
+    let store: Arc<dyn Store> = store;
+    Ok(AppState {
+        authorizer: Authorizer::new(store.clone()),
+        store,
+        catalogue: Arc::new(catalogue),
+        tokens,
+        passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
+        policy: PasswordPolicy::new(config.password_min_chars, 256),
+        operator_token,
+        refresh_ttl: chrono::Duration::seconds(
+            i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
+        ),
+    })
+}
+
+/// Reads `<data_dir>/operator-token`, creating it (mode 0600) with a new random token the first time.
+fn operator_token_file(data_dir: &Path) -> Result<String, Error> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
+    let path = data_dir.join("operator-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => {
+            tracing::info!(path = %path.display(), "operator token read from file");
+            return Ok(token.trim().to_owned());
+        }
+        Ok(_) => return Err(Error::internal(format!("{} is empty", path.display()))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(Error::internal(error)),
+    }
+    let token = format!("wop_{}", secrets::random_token(32)?);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(Error::internal)?;
+    file.write_all(token.as_bytes()).map_err(Error::internal)?;
+    tracing::info!(path = %path.display(), "operator token generated");
+    Ok(token)
+}

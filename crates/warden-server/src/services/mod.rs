@@ -1,0 +1,10 @@
+//! One tonic service per file, each a thin layer: authenticate, validate, call the store, convert.
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod authorization;
+pub mod groups;
+pub mod notifications;
+pub mod organizations;
+pub mod roles;
+pub mod users;

@@ -1,0 +1,204 @@
+//! OrganizationService: bootstrap, the entity tree, settings and SSO (SPEC §1).
+use chrono::Utc;
+use tonic::{Request, Response, Status};
+use warden_core::{
+    decision::Target,
+    ids::{EntityId, OrganizationId, UserId},
+    model::{Entity, NewOrganization, Organization, OrganizationSettings, Role},
+    validate::{self, Email},
+};
+use warden_proto::v1::{self, organization_service_server::OrganizationService};
+
+use crate::{
+    convert,
+    state::{Caller, Shared},
+    status::{not_yet, to_status},
+};
+
+pub struct Organizations(pub Shared);
+
+#[tonic::async_trait]
+impl OrganizationService for Organizations {
+    async fn create_organization(
+        &self,
+        request: Request<v1::CreateOrganizationRequest>,
+    ) -> Result<Response<v1::CreateOrganizationResponse>, Status> {
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        state.require_operator(&caller)?;
+        let input = request.into_inner();
+        let name = validate::name("name", &input.name, 200).map_err(to_status)?;
+        let email = Email::parse("owner_email", &input.owner_email).map_err(to_status)?;
+        let first_name =
+            validate::name("owner_first_name", &input.owner_first_name, 100).map_err(to_status)?;
+        let last_name =
+            validate::name("owner_last_name", &input.owner_last_name, 100).map_err(to_status)?;
+        state
+            .policy
+            .check("owner_password", &input.owner_password)
+            .map_err(to_status)?;
+        let hash = state
+            .passwords
+            .hash(input.owner_password)
+            .await
+            .map_err(to_status)?;
+        let now = Utc::now();
+        let organization = Organization {
+            id: OrganizationId::generate(),
+            name,
+            created_at: now,
+            settings: OrganizationSettings::default(),
+        };
+        let roles: Vec<Role> = state
+            .catalogue
+            .predefined_roles()
+            .iter()
+            .map(|role| Role {
+                id: role.id.clone(),
+                organization_id: organization.id,
+                name: role.name.clone(),
+                description: role.description.clone(),
+                permissions: role.permissions.clone(),
+                predefined: true,
+            })
+            .collect();
+        let new = NewOrganization {
+            organization,
+            owner_id: UserId::generate(),
+            owner_email: email,
+            owner_first_name: first_name,
+            owner_last_name: last_name,
+            owner_password_hash: hash,
+        };
+        let (organization, owner) = state
+            .store
+            .create_organization(&new, &roles)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(organization_id = %organization.id, owner_id = %owner.id, "organization created");
+        Ok(Response::new(v1::CreateOrganizationResponse {
+            organization: Some(convert::organization(&organization)),
+            owner: Some(convert::user(&owner)),
+            consistency_token: convert::consistency_token(now),
+        }))
+    }
+
+    async fn get_organization(
+        &self,
+        request: Request<v1::GetOrganizationRequest>,
+    ) -> Result<Response<v1::GetOrganizationResponse>, Status> {
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let id = OrganizationId::parse("organization_id", &request.get_ref().organization_id)
+            .map_err(to_status)?;
+        if !matches!(caller, Caller::Operator) {
+            state.member(&caller, id)?;
+        }
+        let organization = state.store.find_organization(id).await.map_err(to_status)?;
+        let organization =
+            organization.ok_or_else(|| to_status(warden_core::Error::NotFound("organization")))?;
+        Ok(Response::new(v1::GetOrganizationResponse {
+            organization: Some(convert::organization(&organization)),
+        }))
+    }
+
+    async fn update_organization_settings(
+        &self,
+        _request: Request<v1::UpdateOrganizationSettingsRequest>,
+    ) -> Result<Response<v1::UpdateOrganizationSettingsResponse>, Status> {
+        Err(not_yet("UpdateOrganizationSettings", 3))
+    }
+
+    async fn create_entity(
+        &self,
+        request: Request<v1::CreateEntityRequest>,
+    ) -> Result<Response<v1::CreateEntityResponse>, Status> {
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let input = request.into_inner();
+        let organization =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        let parent = match input.parent_entity_id.as_str() {
+            "" => None,
+            id => Some(EntityId::parse("parent_entity_id", id).map_err(to_status)?),
+        };
+        // An unknown parent is NOT_FOUND, not a denial; the store checks again inside its transaction.
+        state.member(&caller, organization)?;
+        if let Some(parent) = parent
+            && !state
+                .store
+                .load_entity_tree(organization)
+                .await
+                .map_err(to_status)?
+                .contains(&parent)
+        {
+            return Err(to_status(warden_core::Error::NotFound("parent_entity_id")));
+        }
+        // A segment needs account.write on its legal entity; a legal entity needs it organisation-wide.
+        let target = parent.map_or(Target::Organization, Target::Entity);
+        state
+            .require(&caller, organization, "account.write", target)
+            .await?;
+        let name = validate::name("name", &input.name, 200).map_err(to_status)?;
+        let now = Utc::now();
+        let entity = Entity {
+            id: EntityId::generate(),
+            organization_id: organization,
+            name,
+            parent,
+            created_at: now,
+        };
+        let entity = state
+            .store
+            .create_entity(&entity)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::CreateEntityResponse {
+            entity: Some(convert::entity(&entity)),
+            consistency_token: convert::consistency_token(now),
+        }))
+    }
+
+    async fn list_entities(
+        &self,
+        request: Request<v1::ListEntitiesRequest>,
+    ) -> Result<Response<v1::ListEntitiesResponse>, Status> {
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let input = request.into_inner();
+        let organization =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        state.member(&caller, organization)?;
+        let limit = warden_core::page::page_size(input.page_size).map_err(to_status)?;
+        let after = convert::parse_page_token(&input.page_token)
+            .map_err(to_status)?
+            .map(|key| EntityId::parse("page_token", &key))
+            .transpose()
+            .map_err(|_| to_status(warden_core::Error::invalid("page_token", "malformed")))?;
+        let entities = state
+            .store
+            .list_entities(organization, after, limit + 1)
+            .await
+            .map_err(to_status)?;
+        let (entities, next_page_token) =
+            convert::paginate(entities, limit, |entity| entity.id.to_string());
+        Ok(Response::new(v1::ListEntitiesResponse {
+            entities: entities.iter().map(convert::entity).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn configure_sso(
+        &self,
+        _request: Request<v1::ConfigureSsoRequest>,
+    ) -> Result<Response<v1::ConfigureSsoResponse>, Status> {
+        Err(not_yet("ConfigureSso", 6))
+    }
+
+    async fn reassign_ownership(
+        &self,
+        _request: Request<v1::ReassignOwnershipRequest>,
+    ) -> Result<Response<v1::ReassignOwnershipResponse>, Status> {
+        Err(not_yet("ReassignOwnership", 4))
+    }
+}

@@ -1,0 +1,28 @@
+//! The one mapping from domain errors to gRPC statuses. No `_ =>` arm: a new variant must pick its code.
+use tonic::{Code, Status};
+use warden_core::Error;
+
+pub fn to_status(error: Error) -> Status {
+    let code = match &error {
+        Error::Invalid { .. } => Code::InvalidArgument,
+        Error::NotFound(_) => Code::NotFound,
+        Error::EmailInUse | Error::AlreadyExists(_) => Code::AlreadyExists,
+        Error::Escalation(_) | Error::PermissionDenied(_) => Code::PermissionDenied,
+        Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::Throttled { .. } => Code::ResourceExhausted,
+        Error::Unimplemented(_) => Code::Unimplemented,
+        Error::Internal(cause) => {
+            tracing::error!(%cause, "internal error"); // The cause can name hosts or tables: log only.
+            Code::Internal
+        }
+    };
+    Status::new(code, error.to_string())
+}
+
+/// For RPCs whose behaviour a later issue delivers.
+pub fn not_yet(rpc: &str, issue: u32) -> Status {
+    Status::unimplemented(format!(
+        "{rpc} is not implemented yet: it arrives with issue #{issue}"
+    ))
+}

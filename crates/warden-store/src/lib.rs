@@ -1,0 +1,52 @@
+//! Persistence for Warden: sea-orm entities, migrations and the `warden-core` storage traits, for
+//! SQLite (the embedded default) and PostgreSQL from the same code.
+mod api_keys;
+mod convert;
+mod migration;
+mod organizations;
+mod roles;
+mod sessions;
+mod signing_keys;
+mod subjects;
+mod tables;
+mod users;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm_migration::MigratorTrait;
+use warden_core::Error;
+
+/// The storage of one Warden deployment; cheap to clone (a connection pool).
+#[derive(Clone)]
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(max_connections)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let db = Database::connect(options).await.map_err(internal)?;
+        migration::Migrator::up(&db, None).await.map_err(internal)?;
+        Ok(Self { db })
+    }
+
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db.ping().await.map_err(internal)
+    }
+}
+
+/// The cause goes to the log through `Error::Internal`; the caller sees "internal error".
+pub(crate) fn internal(error: DbErr) -> Error {
+    Error::internal(error)
+}
+
+pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}

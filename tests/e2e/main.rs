@@ -1,0 +1,9 @@
+//! End-to-end tests: one binary, a module per service, each test on its own server and database.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod api_keys;
+mod auth;
+mod authorization;
+mod organizations;
+mod reflection;
+mod roles;

@@ -2,8 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod api_keys;
+mod audit;
 mod auth;
 mod authorization;
+mod notifications;
 mod organizations;
 mod reflection;
 mod roles;
+mod users;

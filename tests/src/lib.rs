@@ -12,8 +12,10 @@ use sea_orm::{ConnectionTrait, Database};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 use warden_proto::v1::{
-    self, api_key_service_client::ApiKeyServiceClient, auth_service_client::AuthServiceClient,
+    self, api_key_service_client::ApiKeyServiceClient, audit_service_client::AuditServiceClient,
+    auth_service_client::AuthServiceClient,
     authorization_service_client::AuthorizationServiceClient,
+    notification_service_client::NotificationServiceClient,
     organization_service_client::OrganizationServiceClient, role_service_client::RoleServiceClient,
     user_service_client::UserServiceClient,
 };
@@ -135,7 +137,13 @@ impl TestServer {
 
     /// Starts a server on an existing database, as a restart or a second replica would.
     pub async fn start_on(db: TestDatabase) -> Self {
-        let config = test_config(&db);
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Starts a server with a configuration changed by `adjust`.
+    pub async fn start_with(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(&db);
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind"); // Bound here, handed over: no race.
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -213,6 +221,97 @@ impl TestServer {
     pub fn authorization(&self) -> AuthorizationServiceClient<Channel> {
         AuthorizationServiceClient::new(self.channel.clone())
     }
+    pub fn notifications(&self) -> NotificationServiceClient<Channel> {
+        NotificationServiceClient::new(self.channel.clone())
+    }
+    pub fn audit(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
+    }
+
+    /// The operator's view of the outbox.
+    pub async fn pending_notifications(&self) -> Vec<v1::Notification> {
+        let request = v1::ListPendingNotificationsRequest { page_size: 500 };
+        let reply = self
+            .notifications()
+            .list_pending_notifications(with_token(OPERATOR_TOKEN, request))
+            .await
+            .unwrap();
+        reply.into_inner().notifications
+    }
+
+    /// The token of the newest pending invitation sent to `email`.
+    pub async fn invitation_token(&self, email: &str) -> String {
+        let pending = self.pending_notifications().await;
+        let invitation = pending
+            .iter()
+            .rev()
+            .find(|n| n.recipient == email && n.kind() == v1::NotificationKind::Invitation)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no invitation for {email} in {} pending notifications",
+                    pending.len()
+                )
+            });
+        invitation.token.clone()
+    }
+
+    /// Invites `email` with `grants` as `inviter`; returns the PENDING user.
+    pub async fn invite(
+        &self,
+        org: &TestOrg,
+        inviter: &str,
+        email: &str,
+        grants: Vec<v1::Grant>,
+    ) -> v1::User {
+        let request = v1::InviteUserRequest {
+            organization_id: org.id.clone(),
+            email: email.into(),
+            first_name: "Test".into(),
+            last_name: email.split('@').next().unwrap().into(),
+            grants,
+            direct_permissions: vec![],
+        };
+        self.users()
+            .invite_user(with_token(inviter, request))
+            .await
+            .expect("invite")
+            .into_inner()
+            .user
+            .unwrap()
+    }
+
+    /// Invites, accepts and signs in a user with `grants`, invited by the owner.
+    pub async fn member(&self, org: &TestOrg, email: &str, grants: Vec<v1::Grant>) -> TestUser {
+        let user = self.invite(org, &org.owner_token, email, grants).await;
+        let token = self.invitation_token(email).await;
+        let request = v1::AcceptInvitationRequest {
+            token,
+            password: PASSWORD.into(),
+        };
+        self.users()
+            .accept_invitation(request)
+            .await
+            .expect("accept");
+        TestUser {
+            id: user.id,
+            email: email.into(),
+            token: self.sign_in(email, PASSWORD).await.access_token,
+        }
+    }
+
+    pub async fn create_entity(&self, org: &TestOrg, name: &str, parent: &str) -> String {
+        let request = v1::CreateEntityRequest {
+            organization_id: org.id.clone(),
+            name: name.into(),
+            parent_entity_id: parent.into(),
+        };
+        let reply = self
+            .organizations()
+            .create_entity(with_token(&org.owner_token, request))
+            .await
+            .unwrap();
+        reply.into_inner().entity.unwrap().id
+    }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> v1::SignInResponse {
         let request = v1::SignInRequest {
@@ -224,6 +323,17 @@ impl TestServer {
             .await
             .expect("sign in")
             .into_inner()
+    }
+
+    pub async fn sign_in_error(&self, email: &str, password: &str) -> tonic::Status {
+        let request = v1::SignInRequest {
+            email: email.into(),
+            password: password.into(),
+        };
+        self.auth()
+            .sign_in(request)
+            .await
+            .expect_err("sign-in should fail")
     }
 
     /// Creates an organisation with the operator token, signs its owner in and creates an API key.
@@ -298,6 +408,22 @@ impl TestOrg {
             explain: true,
             consistency: None,
         }
+    }
+}
+
+/// A signed-in member of an organisation.
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// A grant of `role` on `entities`, or on all entities when there are none.
+pub fn grant(role: &str, entities: &[&str]) -> v1::Grant {
+    v1::Grant {
+        role_id: role.into(),
+        entity_ids: entities.iter().map(|id| id.to_string()).collect(),
+        all_entities: entities.is_empty(),
     }
 }
 

@@ -57,6 +57,10 @@ impl EntityTree {
         self.parents.contains_key(entity)
     }
 
+    pub fn is_segment(&self, entity: &EntityId) -> bool {
+        self.parents.get(entity).is_some_and(Option::is_some)
+    }
+
     /// The entity itself, then its legal entity when it is a segment.
     fn lineage(&self, entity: &EntityId) -> impl Iterator<Item = EntityId> {
         let parent = self.parents.get(entity).copied().flatten();

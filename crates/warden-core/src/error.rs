@@ -1,11 +1,14 @@
 //! The one error type of the domain; `warden-server/src/status.rs` maps each variant to a gRPC code.
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 /// Messages are lowercase, name the field, and are safe to show a caller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        field: Cow<'static, str>,
+        reason: String,
+    },
     /// Also for another organisation's ids: never confirm they exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -30,9 +33,9 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         Error::Invalid {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
     }

@@ -57,6 +57,18 @@ uuid_id!(
     /// A sign-in session; the `sid` claim of access tokens.
     SessionId
 );
+uuid_id!(
+    /// One invitation (token) of a user; a resend makes a new one.
+    InvitationId
+);
+uuid_id!(
+    /// A message in the outbox.
+    NotificationId
+);
+uuid_id!(
+    /// One row of the audit log.
+    AuditEventId
+);
 
 /// A role: a predefined role's catalogue id (`admin`) or a custom role's UUID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

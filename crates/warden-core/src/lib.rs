@@ -8,6 +8,7 @@ pub mod model;
 pub mod page;
 pub mod password;
 pub mod ports;
+pub mod rules;
 pub mod validate;
 
 pub use error::Error;

@@ -4,7 +4,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    ids::{ApiKeyId, EntityId, OrganizationId, PermissionKey, RoleId, SessionId, UserId},
+    ids::{
+        ApiKeyId, AuditEventId, EntityId, InvitationId, NotificationId, OrganizationId,
+        PermissionKey, RoleId, SessionId, UserId,
+    },
     validate::Email,
 };
 
@@ -149,6 +152,189 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub invitation_expires_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// The status a caller sees: a pending user whose invitation lapsed is EXPIRED (SPEC §2).
+    pub fn status_at(&self, now: DateTime<Utc>) -> UserStatus {
+        match (self.status, self.invitation_expires_at) {
+            (UserStatus::Pending, Some(expires_at)) if expires_at <= now => UserStatus::Expired,
+            (status, _) => status,
+        }
+    }
+}
+
+/// An invited user before the first write.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub id: UserId,
+    pub organization_id: OrganizationId,
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+    pub grants: Vec<Grant>,
+    pub direct_grants: Vec<DirectGrant>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An invitation token, stored only as its SHA-256 (the plain token goes out through the outbox).
+#[derive(Clone, Debug)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where an invitation stands, as read back by its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvitationState {
+    Live,
+    Accepted,
+    Superseded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationKind {
+    Invitation,
+    EmailCode,
+    SmsCode,
+    PasswordReset,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Invitation => "invitation",
+            NotificationKind::EmailCode => "email_code",
+            NotificationKind::SmsCode => "sms_code",
+            NotificationKind::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            NotificationKind::Invitation,
+            NotificationKind::EmailCode,
+            NotificationKind::SmsCode,
+            NotificationKind::PasswordReset,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A message in the durable outbox. It carries its token or code until acknowledged, then loses them.
+#[derive(Clone, PartialEq)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub organization_id: OrganizationId,
+    pub kind: NotificationKind,
+    pub recipient: String,
+    pub token: Option<String>,
+    pub code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Notification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notification")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("organization_id", &self.organization_id)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("code", &self.code.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who did something: a user, the operator, an API key, or nobody signed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    User(UserId),
+    Operator,
+    ApiKey,
+    Anonymous,
+}
+
+impl Actor {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::Operator => "operator",
+            Actor::ApiKey => "api_key",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn user(self) -> Option<UserId> {
+        match self {
+            Actor::User(user) => Some(user),
+            Actor::Operator | Actor::ApiKey | Actor::Anonymous => None,
+        }
+    }
+}
+
+/// One audit record (SPEC §6). `before`/`after` are JSON without secrets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub organization_id: OrganizationId,
+    pub actor: Actor,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub created_at: DateTime<Utc>,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Filters of ListAuditEvents, combined with AND.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor: Option<UserId>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub before_id: Option<AuditEventId>,
+    pub limit: u64,
+}
+
+/// The status tabs of ListUsers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Every status but archived.
+    NotArchived,
+    Is(UserStatus),
+    /// Pending, expired or not.
+    PendingOrExpired,
+}
+
+/// Filters of ListUsers, combined with AND; newest first.
+#[derive(Clone, Debug)]
+pub struct UserFilter {
+    pub status: StatusFilter,
+    pub role: Option<RoleId>,
+    pub entity: Option<EntityId>,
+    /// Lowercased substring of first name, last name or email.
+    pub query: Option<String>,
+    pub before_id: Option<UserId>,
+    pub limit: u64,
+    pub now: DateTime<Utc>,
+}
+
+/// The fields UpdateUser may replace; `None` leaves one as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserChange {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub grants: Option<Vec<Grant>>,
+    pub direct_grants: Option<Vec<DirectGrant>>,
 }
 
 /// What creating an organisation writes, in one transaction.

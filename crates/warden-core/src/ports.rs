@@ -6,8 +6,14 @@ use chrono::{DateTime, Utc};
 use crate::{
     Error,
     decision::{EntityTree, Subject},
-    ids::{ApiKeyId, EntityId, OrganizationId, SessionId, UserId},
-    model::{ApiKey, Entity, NewOrganization, Organization, Role, Session, SigningKey, User},
+    ids::{
+        ApiKeyId, EntityId, InvitationId, NotificationId, OrganizationId, RoleId, SessionId, UserId,
+    },
+    model::{
+        ApiKey, AuditEvent, AuditFilter, Entity, Invitation, InvitationState, NewOrganization,
+        NewUser, Notification, Organization, OrganizationSettings, Role, Session, SigningKey, User,
+        UserChange, UserFilter, UserStatus,
+    },
     validate::Email,
 };
 
@@ -24,6 +30,12 @@ pub trait OrganizationStore: Send + Sync {
     /// `NotFound("parent_entity_id")` when the parent is not in the organisation;
     /// `FailedPrecondition` when it is itself a segment.
     async fn create_entity(&self, entity: &Entity) -> Result<Entity, Error>;
+    async fn update_settings(
+        &self,
+        organization: OrganizationId,
+        settings: &OrganizationSettings,
+        audit: &AuditEvent,
+    ) -> Result<Organization, Error>;
     /// Oldest first, after the cursor.
     async fn list_entities(
         &self,
@@ -45,13 +57,89 @@ pub trait UserStore: Send + Sync {
         &self,
         email: &Email,
     ) -> Result<Option<(User, Option<String>)>, Error>;
+    /// Starts a session, records the last login and audits the sign-in, in one transaction.
     async fn record_sign_in(
         &self,
-        user: UserId,
         session: &Session,
         refresh_hash: &str,
-        at: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), Error>;
+    /// Writes a PENDING user, their first invitation, its notification and the audit row together.
+    async fn invite_user(
+        &self,
+        user: &NewUser,
+        invitation: &Invitation,
+        notification: &Notification,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// Supersedes every earlier invitation of a PENDING user and writes a new one.
+    /// `FailedPrecondition` when the user is not pending.
+    async fn resend_invitation(
+        &self,
+        organization: OrganizationId,
+        invitation: &Invitation,
+        notification: &Notification,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// The invitation with this token hash, its state and its user.
+    async fn find_invitation(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Invitation, InvitationState, User)>, Error>;
+    /// Spends a live invitation and activates its pending user with a password, atomically: a
+    /// concurrent accept or resend makes this one fail with `FailedPrecondition`.
+    async fn accept_invitation(
+        &self,
+        invitation: InvitationId,
+        password_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    async fn update_user(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        change: &UserChange,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// Moves a user from one of `from` to `to`; leaving ACTIVE revokes every session in the same
+    /// transaction. `FailedPrecondition` when the user's status is not in `from`.
+    async fn change_status(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        from: &[UserStatus],
+        to: UserStatus,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    async fn list_users(
+        &self,
+        organization: OrganizationId,
+        filter: &UserFilter,
+    ) -> Result<Vec<User>, Error>;
+}
+
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Oldest first, not yet acknowledged, across all organisations (the operator's outbox).
+    async fn pending_notifications(&self, limit: u64) -> Result<Vec<Notification>, Error>;
+    /// Marks these delivered and forgets their tokens and codes; returns how many were pending.
+    async fn acknowledge_notifications(
+        &self,
+        ids: &[NotificationId],
+        at: DateTime<Utc>,
+    ) -> Result<u64, Error>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// For events that change nothing else (a failed sign-in); changes write theirs in their own transaction.
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), Error>;
+    /// Newest first.
+    async fn list_audit_events(
+        &self,
+        organization: OrganizationId,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEvent>, Error>;
 }
 
 #[async_trait]
@@ -64,6 +152,12 @@ pub trait RoleStore: Send + Sync {
         after: Option<String>,
         limit: u64,
     ) -> Result<Vec<(String, Role)>, Error>;
+    /// The organisation's roles among `ids`, in no particular order; unknown ids are left out.
+    async fn find_roles(
+        &self,
+        organization: OrganizationId,
+        ids: &[RoleId],
+    ) -> Result<Vec<Role>, Error>;
 }
 
 #[async_trait]
@@ -120,6 +214,8 @@ pub trait Store:
     + ApiKeyStore
     + SigningKeyStore
     + SubjectSource
+    + NotificationStore
+    + AuditStore
 {
 }
 
@@ -131,5 +227,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + SigningKeyStore
         + SubjectSource
+        + NotificationStore
+        + AuditStore
 {
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub argon2_iterations: u32,
     /// `WARDEN_DATABASE_MAX_CONNECTIONS`: pool size per replica.
     pub database_max_connections: u32,
+    /// `WARDEN_DELIVERY_INTERVAL_MS`: when set, a built-in worker drains the outbox this often and
+    /// logs each message (without its secret). Unset: an external worker drains it over the API.
+    pub delivery_interval_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             database_max_connections: 10,
+            delivery_interval_ms: None,
         }
     }
 }

@@ -64,6 +64,41 @@ fn scope(scope: &Scope) -> (Vec<String>, bool) {
     }
 }
 
+pub fn grant(grant: &model::Grant) -> v1::Grant {
+    let (entity_ids, all_entities) = scope(&grant.scope);
+    v1::Grant {
+        role_id: grant.role.to_string(),
+        entity_ids,
+        all_entities,
+    }
+}
+
+pub fn direct_permission(grant: &model::DirectGrant) -> v1::DirectPermission {
+    let (entity_ids, all_entities) = scope(&grant.scope);
+    v1::DirectPermission {
+        permission: grant.permission.to_string(),
+        entity_ids,
+        all_entities,
+    }
+}
+
+/// A user as the audit log keeps it: what an admin sees, never a secret.
+pub fn user_json(user: &model::User) -> String {
+    let scope_json = |scope: &Scope| {
+        let (entity_ids, all_entities) = self::scope(scope);
+        serde_json::json!({ "entity_ids": entity_ids, "all_entities": all_entities })
+    };
+    serde_json::json!({
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "status": user.status.as_str(),
+        "grants": user.grants.iter().map(|g| serde_json::json!({ "role_id": g.role.to_string(), "scope": scope_json(&g.scope) })).collect::<Vec<_>>(),
+        "direct_permissions": user.direct_grants.iter().map(|g| serde_json::json!({ "permission": g.permission.to_string(), "scope": scope_json(&g.scope) })).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
 pub fn user_status(status: UserStatus) -> v1::UserStatus {
     match status {
         UserStatus::Pending => v1::UserStatus::Pending,
@@ -82,7 +117,7 @@ pub fn user(user: &model::User) -> v1::User {
         email: user.email.clone(),
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
-        status: user_status(user.status) as i32,
+        status: user_status(user.status_at(Utc::now())) as i32,
         grants: user
             .grants
             .iter()

@@ -1,19 +1,27 @@
 //! The Warden gRPC server: configuration, start-up (database, migrations, keys, catalogue) and the
 //! tonic services of `warden.v1`, with reflection and health. `main.rs` and the tests call `serve`.
 pub mod config;
+mod context;
 mod convert;
+mod delivery;
+mod grants;
 mod secrets;
 mod services;
 mod state;
 mod status;
 mod tokens;
 
-use std::{future::Future, path::Path, sync::Arc};
+use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use warden_authz::Authorizer;
-use warden_core::{Error, catalogue::Catalogue, password::PasswordPolicy, ports::Store};
+use warden_core::{
+    Error,
+    catalogue::Catalogue,
+    password::PasswordPolicy,
+    ports::{NotificationStore, Store},
+};
 use warden_proto::v1::{
     api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
     auth_service_server::AuthServiceServer,
@@ -72,9 +80,18 @@ pub async fn serve(
             $server::new($service).max_decoding_message_size(MAX_MESSAGE_BYTES)
         };
     }
+    // The worker dies with the server: aborting it is safe, an unacknowledged message is resent.
+    let worker = config.delivery_interval_ms.map(|ms| {
+        let store: Arc<dyn NotificationStore> = state.store.clone();
+        tokio::spawn(delivery::run(
+            store,
+            Arc::new(delivery::LogNotifier),
+            Duration::from_millis(ms.max(10)),
+        ))
+    });
     let address = listener.local_addr().map_err(Error::internal)?;
     tracing::info!(%address, "warden serving");
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -91,13 +108,19 @@ pub async fn serve(
             AuthorizationServiceServer,
             Authorization(state.clone())
         ))
-        .add_service(limited!(NotificationServiceServer, Notifications))
-        .add_service(limited!(AuditServiceServer, Audit))
+        .add_service(limited!(
+            NotificationServiceServer,
+            Notifications(state.clone())
+        ))
+        .add_service(limited!(AuditServiceServer, Audit(state.clone())))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .map_err(Error::internal)?;
+        .map_err(Error::internal);
+    if let Some(worker) = worker {
+        worker.abort();
+    }
     tracing::info!("warden stopped");
-    Ok(())
+    served
 }
 
 /// Everything before the first RPC: fails fast, with the reason, when anything is missing.

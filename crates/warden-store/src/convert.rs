@@ -124,6 +124,6 @@ pub(crate) fn user(
         direct_grants,
         created_at: row.created_at,
         last_login_at: row.last_login_at,
-        invitation_expires_at: None,
+        invitation_expires_at: row.invitation_expires_at,
     })
 }

@@ -1,8 +1,10 @@
 //! Persistence for Warden: sea-orm entities, migrations and the `warden-core` storage traits, for
 //! SQLite (the embedded default) and PostgreSQL from the same code.
 mod api_keys;
+mod audit;
 mod convert;
 mod migration;
+mod notifications;
 mod organizations;
 mod roles;
 mod sessions;

@@ -9,12 +9,17 @@ use warden_core::{
     Error,
     catalogue::OWNER_ROLE,
     ids::{EntityId, OrganizationId},
-    model::{Entity, NewOrganization, Organization, Role, User, UserStatus},
+    model::{
+        AuditEvent, Entity, NewOrganization, Organization, OrganizationSettings, Role, User,
+        UserStatus,
+    },
     ports::OrganizationStore,
 };
 
 use crate::{
-    SqlStore, convert, internal, is_unique_violation,
+    SqlStore,
+    audit::insert_audit,
+    convert, internal, is_unique_violation,
     roles::insert_role,
     tables::{entities, organizations, user_grants, users},
 };
@@ -56,6 +61,7 @@ impl OrganizationStore for SqlStore {
             password_hash: Set(Some(new.owner_password_hash.clone())),
             created_at: Set(org.created_at),
             last_login_at: Set(None),
+            invitation_expires_at: Set(None),
         };
         let owner = users::Entity::insert(owner)
             .exec_with_returning(&txn)
@@ -117,6 +123,32 @@ impl OrganizationStore for SqlStore {
         .map_err(internal)?;
         txn.commit().await.map_err(internal)?;
         convert::entity(row)
+    }
+
+    async fn update_settings(
+        &self,
+        organization: OrganizationId,
+        settings: &OrganizationSettings,
+        audit: &AuditEvent,
+    ) -> Result<Organization, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        let row = organizations::Entity::find_by_id(organization.to_string())
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::NotFound("organization"))?;
+        let mut active: organizations::ActiveModel = row.into();
+        active.invitation_ttl_seconds = Set(settings.invitation_ttl_seconds);
+        active.allowed_second_factors =
+            Set(convert::methods_column(&settings.allowed_second_factors));
+        active.require_second_factor = Set(settings.require_second_factor);
+        active.sso_enabled = Set(settings.sso_enabled);
+        let row = sea_orm::ActiveModelTrait::update(active, &txn)
+            .await
+            .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)?;
+        convert::organization(row)
     }
 
     async fn list_entities(

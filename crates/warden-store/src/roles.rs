@@ -118,4 +118,34 @@ impl RoleStore for SqlStore {
             })
             .collect())
     }
+
+    async fn find_roles(
+        &self,
+        organization: OrganizationId,
+        ids: &[RoleId],
+    ) -> Result<Vec<Role>, Error> {
+        let rows = roles::Entity::find()
+            .filter(roles::Column::OrganizationId.eq(organization.to_string()))
+            .filter(roles::Column::Id.is_in(ids.iter().map(ToString::to_string)))
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        let mut permissions = permissions_of(
+            &self.db,
+            organization,
+            rows.iter().map(|row| row.id.clone()),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Role {
+                permissions: permissions.remove(&row.id).unwrap_or_default(),
+                id: RoleId::new(row.id),
+                organization_id: organization,
+                name: row.name,
+                description: row.description,
+                predefined: row.predefined,
+            })
+            .collect())
+    }
 }

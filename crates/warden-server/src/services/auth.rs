@@ -5,12 +5,13 @@ use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
     ids::SessionId,
-    model::{Session, UserStatus},
+    model::{Actor, Session, UserStatus},
     validate::Email,
 };
 use warden_proto::v1::{self, auth_service_server::AuthService};
 
 use crate::{
+    context::RequestContext,
     convert,
     secrets::{random_token, sha256_hex},
     state::Shared,
@@ -31,6 +32,7 @@ impl AuthService for Auth {
         request: Request<v1::SignInRequest>,
     ) -> Result<Response<v1::SignInResponse>, Status> {
         let state = &self.0;
+        let context = RequestContext::of(&request);
         let input = request.into_inner();
         if input.password.chars().count() > state.policy.max_chars {
             return Err(to_status(Error::invalid(
@@ -56,14 +58,33 @@ impl AuthService for Auth {
             .verify(input.password, hash)
             .await
             .map_err(to_status)?;
+        let now = Utc::now();
         let user = match user {
             Some(user) if matches && user.status == UserStatus::Active => user,
-            _ => {
+            refused => {
                 tracing::info!("sign-in refused");
+                if let Some(user) = refused {
+                    // Recorded off the response path, so a known email answers no slower than an unknown one.
+                    let audit = context.audit(
+                        user.organization_id,
+                        Actor::Anonymous,
+                        "user.sign_in_failed",
+                        "user",
+                        user.id.to_string(),
+                        None,
+                        None,
+                        now,
+                    );
+                    let store = state.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = store.record_audit(&audit).await {
+                            tracing::warn!(%error, "failed sign-in not audited");
+                        }
+                    });
+                }
                 return Err(to_status(Error::Unauthenticated(BAD_CREDENTIALS)));
             }
         };
-        let now = Utc::now();
         let session = Session {
             id: SessionId::generate(),
             organization_id: user.organization_id,
@@ -73,9 +94,19 @@ impl AuthService for Auth {
             revoked_at: None,
         };
         let refresh_token = random_token(32).map_err(to_status)?;
+        let audit = context.audit(
+            user.organization_id,
+            Actor::User(user.id),
+            "user.signed_in",
+            "user",
+            user.id.to_string(),
+            None,
+            None,
+            now,
+        );
         state
             .store
-            .record_sign_in(user.id, &session, &sha256_hex(&refresh_token), now)
+            .record_sign_in(&session, &sha256_hex(&refresh_token), &audit)
             .await
             .map_err(to_status)?;
         let subject = TokenSubject {

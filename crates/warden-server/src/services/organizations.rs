@@ -2,18 +2,26 @@
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 use warden_core::{
+    Error,
     decision::Target,
     ids::{EntityId, OrganizationId, UserId},
-    model::{Entity, NewOrganization, Organization, OrganizationSettings, Role},
+    model::{
+        Entity, NewOrganization, Organization, OrganizationSettings, Role, SecondFactorMethod,
+    },
     validate::{self, Email},
 };
 use warden_proto::v1::{self, organization_service_server::OrganizationService};
 
 use crate::{
+    context::RequestContext,
     convert,
     state::{Caller, Shared},
     status::{not_yet, to_status},
 };
+
+/// Invitations live from a second (for tests of expiry) to 90 days.
+const MIN_INVITATION_TTL_SECONDS: i64 = 1;
+const MAX_INVITATION_TTL_SECONDS: i64 = 90 * 24 * 3600;
 
 pub struct Organizations(pub Shared);
 
@@ -96,7 +104,7 @@ impl OrganizationService for Organizations {
         }
         let organization = state.store.find_organization(id).await.map_err(to_status)?;
         let organization =
-            organization.ok_or_else(|| to_status(warden_core::Error::NotFound("organization")))?;
+            organization.ok_or_else(|| to_status(Error::NotFound("organization")))?;
         Ok(Response::new(v1::GetOrganizationResponse {
             organization: Some(convert::organization(&organization)),
         }))
@@ -104,9 +112,80 @@ impl OrganizationService for Organizations {
 
     async fn update_organization_settings(
         &self,
-        _request: Request<v1::UpdateOrganizationSettingsRequest>,
+        request: Request<v1::UpdateOrganizationSettingsRequest>,
     ) -> Result<Response<v1::UpdateOrganizationSettingsResponse>, Status> {
-        Err(not_yet("UpdateOrganizationSettings", 3))
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
+        let input = request.into_inner();
+        let id =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        state
+            .require(&caller, id, "security.write", Target::Organization)
+            .await?;
+        let before = state.store.find_organization(id).await.map_err(to_status)?;
+        let before = before.ok_or_else(|| to_status(Error::NotFound("organization")))?;
+        let mut settings = before.settings.clone();
+        if let Some(ttl) = input.invitation_ttl_seconds {
+            if !(MIN_INVITATION_TTL_SECONDS..=MAX_INVITATION_TTL_SECONDS).contains(&ttl) {
+                return Err(to_status(Error::invalid(
+                    "invitation_ttl_seconds",
+                    format!("must be {MIN_INVITATION_TTL_SECONDS} to {MAX_INVITATION_TTL_SECONDS}"),
+                )));
+            }
+            settings.invitation_ttl_seconds = ttl;
+        }
+        if input.update_allowed_second_factors {
+            let mut methods = Vec::new();
+            for (index, value) in input.allowed_second_factors.iter().enumerate() {
+                let method = match v1::SecondFactorMethod::try_from(*value) {
+                    Ok(v1::SecondFactorMethod::Totp) => SecondFactorMethod::Totp,
+                    Ok(v1::SecondFactorMethod::Email) => SecondFactorMethod::Email,
+                    Ok(v1::SecondFactorMethod::Sms) => SecondFactorMethod::Sms,
+                    Ok(v1::SecondFactorMethod::Unspecified) | Err(_) => {
+                        return Err(to_status(Error::invalid(
+                            format!("allowed_second_factors[{index}]"),
+                            "unknown method",
+                        )));
+                    }
+                };
+                if !methods.contains(&method) {
+                    methods.push(method);
+                }
+            }
+            settings.allowed_second_factors = methods;
+        }
+        if let Some(required) = input.require_second_factor {
+            settings.require_second_factor = required;
+        }
+        let now = Utc::now();
+        let json = |s: &OrganizationSettings| {
+            serde_json::json!({
+                "invitation_ttl_seconds": s.invitation_ttl_seconds,
+                "allowed_second_factors": s.allowed_second_factors.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+                "require_second_factor": s.require_second_factor,
+            })
+            .to_string()
+        };
+        let audit = context.audit(
+            id,
+            caller.actor(),
+            "organization.settings_updated",
+            "organization",
+            id.to_string(),
+            Some(json(&before.settings)),
+            Some(json(&settings)),
+            now,
+        );
+        let organization = state
+            .store
+            .update_settings(id, &settings, &audit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::UpdateOrganizationSettingsResponse {
+            organization: Some(convert::organization(&organization)),
+            consistency_token: convert::consistency_token(now),
+        }))
     }
 
     async fn create_entity(
@@ -132,7 +211,7 @@ impl OrganizationService for Organizations {
                 .map_err(to_status)?
                 .contains(&parent)
         {
-            return Err(to_status(warden_core::Error::NotFound("parent_entity_id")));
+            return Err(to_status(Error::NotFound("parent_entity_id")));
         }
         // A segment needs account.write on its legal entity; a legal entity needs it organisation-wide.
         let target = parent.map_or(Target::Organization, Target::Entity);
@@ -174,7 +253,7 @@ impl OrganizationService for Organizations {
             .map_err(to_status)?
             .map(|key| EntityId::parse("page_token", &key))
             .transpose()
-            .map_err(|_| to_status(warden_core::Error::invalid("page_token", "malformed")))?;
+            .map_err(|_| to_status(Error::invalid("page_token", "malformed")))?;
         let entities = state
             .store
             .list_entities(organization, after, limit + 1)

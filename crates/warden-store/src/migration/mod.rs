@@ -2,12 +2,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_initial;
+mod m20261201_000002_invitations_outbox_audit;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261201_000001_initial::Migration)]
+        vec![
+            Box::new(m20261201_000001_initial::Migration),
+            Box::new(m20261201_000002_invitations_outbox_audit::Migration),
+        ]
     }
 }

@@ -1,7 +1,10 @@
 //! sea-orm entities, one per table; ids are UUID text so SQLite and PostgreSQL share one schema.
 pub mod api_keys;
+pub mod audit_events;
 pub mod direct_permissions;
 pub mod entities;
+pub mod invitations;
+pub mod notifications;
 pub mod organizations;
 pub mod role_permissions;
 pub mod roles;

@@ -18,6 +18,8 @@ pub struct Model {
     pub password_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// When the live invitation of a pending user lapses; NULL otherwise.
+    pub invitation_expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

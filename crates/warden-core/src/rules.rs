@@ -1,0 +1,191 @@
+//! Who may grant what and act on whom (SPEC §3, §2): pure rules over subjects and the entity tree.
+use crate::{
+    Error,
+    decision::{EntityTree, Subject, Target, decide},
+    ids::{PermissionKey, UserId},
+    model::Scope,
+};
+
+/// One permission wanted on one scope: what a grant gives, or what an action needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub permission: PermissionKey,
+    pub scope: Scope,
+}
+
+impl Wanted {
+    pub fn new(permission: impl Into<String>, scope: Scope) -> Self {
+        Self {
+            permission: PermissionKey::new(permission),
+            scope,
+        }
+    }
+}
+
+fn targets(scope: &Scope) -> Vec<Target> {
+    match scope {
+        Scope::All => vec![Target::Organization],
+        Scope::Entities(ids) => ids.iter().copied().map(Target::Entity).collect(),
+    }
+}
+
+/// Fails on the first wanted permission that `caller` does not hold on every entity of its scope
+/// (no escalation: a caller grants only what they hold, where they hold it).
+pub fn ensure_holds(caller: &Subject, wanted: &[Wanted], tree: &EntityTree) -> Result<(), Error> {
+    for item in wanted {
+        for target in targets(&item.scope) {
+            if !decide(Some(caller), &item.permission, target, tree).allowed {
+                let place = match target {
+                    Target::Organization => "on all entities".to_owned(),
+                    Target::Entity(entity) => format!("on entity {entity}"),
+                };
+                return Err(Error::Escalation(format!("{} {place}", item.permission)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Everything `subject` holds, as wanted items: acting on a user needs all of it.
+pub fn holdings_of(subject: &Subject) -> Vec<Wanted> {
+    subject
+        .holdings
+        .iter()
+        .flat_map(|holding| {
+            holding.permissions.iter().map(|permission| Wanted {
+                permission: permission.clone(),
+                scope: holding.scope.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `users.write` wherever the target's grants reach (organisation-wide when they reach nowhere).
+pub fn management_needs(scopes: impl IntoIterator<Item = Scope>) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = scopes
+        .into_iter()
+        .map(|scope| Wanted::new("users.write", scope))
+        .collect();
+    if wanted.is_empty() {
+        wanted.push(Wanted::new("users.write", Scope::All));
+    }
+    wanted
+}
+
+/// What changing `target` requires of `caller`: only the owner acts on the owner, and nobody acts
+/// on someone who holds more than they do.
+pub fn ensure_may_act_on(
+    caller: &Subject,
+    caller_is_owner: bool,
+    target: &Subject,
+    target_is_owner: bool,
+    tree: &EntityTree,
+) -> Result<(), Error> {
+    if target_is_owner && !caller_is_owner {
+        return Err(Error::PermissionDenied(
+            "only the owner can change the owner".into(),
+        ));
+    }
+    let scopes = target.holdings.iter().map(|holding| holding.scope.clone());
+    ensure_holds(caller, &management_needs(scopes), tree).map_err(|_| {
+        Error::PermissionDenied("requires users.write where this user has access".into())
+    })?;
+    ensure_holds(caller, &holdings_of(target), tree)
+        .map_err(|_| Error::PermissionDenied("this user holds permissions you do not hold".into()))
+}
+
+/// Suspending or deleting oneself would lock the organisation out by accident.
+pub fn ensure_not_self(caller: UserId, target: UserId, action: &str) -> Result<(), Error> {
+    if caller == target {
+        return Err(Error::FailedPrecondition(format!(
+            "you cannot {action} yourself"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::{
+        decision::{Holding, Source},
+        ids::{EntityId, RoleId},
+    };
+
+    fn entity(n: u128) -> EntityId {
+        EntityId(uuid::Uuid::from_u128(n))
+    }
+
+    fn subject(permissions: &[&str], scope: Scope) -> Subject {
+        Subject {
+            user: UserId(uuid::Uuid::from_u128(1)),
+            active: true,
+            holdings: vec![Holding {
+                source: Source::Role(RoleId::new("r")),
+                scope,
+                permissions: permissions
+                    .iter()
+                    .map(|key| PermissionKey::new(*key))
+                    .collect(),
+            }],
+        }
+    }
+
+    fn tree() -> EntityTree {
+        EntityTree::from_pairs([
+            (entity(1), None),
+            (entity(2), None),
+            (entity(11), Some(entity(1))),
+        ])
+    }
+
+    #[test]
+    fn an_admin_of_one_entity_cannot_grant_full_access_or_another_entity() {
+        let admin = subject(
+            &["users.write", "payments.read"],
+            Scope::Entities([entity(1)].into()),
+        );
+        let on = |ids: &[u128]| {
+            Scope::Entities(ids.iter().copied().map(entity).collect::<BTreeSet<_>>())
+        };
+        assert!(
+            ensure_holds(
+                &admin,
+                &[Wanted::new("payments.read", on(&[1, 11]))],
+                &tree()
+            )
+            .is_ok()
+        );
+        let error =
+            ensure_holds(&admin, &[Wanted::new("payments.read", Scope::All)], &tree()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot grant payments.read on all entities: you do not hold it"
+        );
+        assert!(ensure_holds(&admin, &[Wanted::new("payments.read", on(&[2]))], &tree()).is_err());
+        assert!(
+            ensure_holds(&admin, &[Wanted::new("payments.refund", on(&[1]))], &tree()).is_err()
+        );
+    }
+
+    #[test]
+    fn nobody_acts_on_the_owner_or_on_someone_holding_more() {
+        let admin = subject(&["users.write", "payments.read"], Scope::All);
+        let analyst = subject(&["payments.read"], Scope::Entities([entity(1)].into()));
+        let richer = subject(
+            &["payments.read", "payments.refund"],
+            Scope::Entities([entity(1)].into()),
+        );
+        assert!(ensure_may_act_on(&admin, false, &analyst, false, &tree()).is_ok());
+        assert!(ensure_may_act_on(&admin, false, &analyst, true, &tree()).is_err());
+        assert!(ensure_may_act_on(&admin, true, &analyst, true, &tree()).is_ok());
+        let error = ensure_may_act_on(&admin, false, &richer, false, &tree()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "this user holds permissions you do not hold"
+        );
+        assert!(ensure_not_self(admin.user, admin.user, "suspend").is_err());
+    }
+}

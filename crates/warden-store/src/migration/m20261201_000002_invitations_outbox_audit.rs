@@ -1,0 +1,104 @@
+//! Invitations, the notification outbox and the audit log (issue #3).
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("users")
+                    .add_column(timestamp_with_time_zone_null("invitation_expires_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("invitations")
+                    .col(string("id").primary_key())
+                    .col(string("organization_id"))
+                    .col(string("user_id"))
+                    .col(string("token_hash").unique_key())
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(timestamp_with_time_zone("expires_at"))
+                    .col(timestamp_with_time_zone_null("accepted_at"))
+                    .col(timestamp_with_time_zone_null("superseded_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_invitations_user")
+                            .from_col(Alias::new("user_id"))
+                            .to(Alias::new("users"), Alias::new("id")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_invitations_user")
+                    .table("invitations")
+                    .col("user_id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("notifications")
+                    .col(string("id").primary_key())
+                    .col(string("organization_id"))
+                    .col(string("kind"))
+                    .col(string("recipient"))
+                    .col(text_null("token"))
+                    .col(text_null("code"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(timestamp_with_time_zone_null("acknowledged_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_notifications_pending")
+                    .table("notifications")
+                    .col("acknowledged_at")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_events")
+                    .col(string("id").primary_key())
+                    .col(string("organization_id"))
+                    .col(string_null("actor_user_id"))
+                    .col(string("actor_kind"))
+                    .col(string("action"))
+                    .col(string("target_type"))
+                    .col(string("target_id"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(string_null("client_address"))
+                    .col(string_null("user_agent"))
+                    .col(text_null("before_json"))
+                    .col(text_null("after_json"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_audit_events_org")
+                    .table("audit_events")
+                    .col("organization_id")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! NotificationService: the operator drains the outbox; acknowledged messages lose their secrets.
+use std::time::Duration;
+
+use tonic::Code;
+use warden_proto::v1;
+use warden_tests::{OPERATOR_TOKEN, TestDatabase, TestServer, grant, with_token};
+
+#[tokio::test]
+async fn acknowledged_notifications_leave_the_outbox_and_forget_their_token() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    server
+        .invite(
+            &org,
+            &org.owner_token,
+            "a@example.com",
+            vec![grant("read_only", &[])],
+        )
+        .await;
+    server
+        .invite(
+            &org,
+            &org.owner_token,
+            "b@example.com",
+            vec![grant("read_only", &[])],
+        )
+        .await;
+    let pending = server.pending_notifications().await;
+    assert_eq!(
+        pending
+            .iter()
+            .map(|n| n.recipient.as_str())
+            .collect::<Vec<_>>(),
+        ["a@example.com", "b@example.com"],
+        "oldest first"
+    );
+    let token = pending[0].token.clone();
+
+    let mut outbox = server.notifications();
+    let ack = v1::AcknowledgeNotificationsRequest {
+        ids: vec![pending[0].id.clone(), uuid::Uuid::now_v7().to_string()],
+    };
+    let reply = outbox
+        .acknowledge_notifications(with_token(OPERATOR_TOKEN, ack.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.acknowledged_count, 1, "unknown ids are ignored");
+    assert_eq!(
+        outbox
+            .acknowledge_notifications(with_token(OPERATOR_TOKEN, ack))
+            .await
+            .unwrap()
+            .into_inner()
+            .acknowledged_count,
+        0
+    );
+    let pending = server.pending_notifications().await;
+    assert_eq!(
+        pending
+            .iter()
+            .map(|n| n.recipient.as_str())
+            .collect::<Vec<_>>(),
+        ["b@example.com"]
+    );
+    assert_eq!(
+        server
+            .db
+            .count(&format!("notifications WHERE token = '{token}'"))
+            .await,
+        0,
+        "delivered tokens are erased"
+    );
+
+    let bad = v1::AcknowledgeNotificationsRequest {
+        ids: vec!["nope".into()],
+    };
+    let error = outbox
+        .acknowledge_notifications(with_token(OPERATOR_TOKEN, bad))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::InvalidArgument, "ids[0]: must be a UUID")
+    );
+    let list = v1::ListPendingNotificationsRequest { page_size: 10 };
+    let error = outbox
+        .list_pending_notifications(with_token(&org.owner_token, list))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::PermissionDenied, "this call needs the operator token")
+    );
+}
+
+#[tokio::test]
+async fn the_built_in_worker_delivers_and_acknowledges() {
+    let server = TestServer::start_with(TestDatabase::fresh().await, |config| {
+        config.delivery_interval_ms = Some(20)
+    })
+    .await;
+    let org = server.create_organization("Acme").await;
+    server
+        .invite(
+            &org,
+            &org.owner_token,
+            "a@example.com",
+            vec![grant("read_only", &[])],
+        )
+        .await;
+    let mut drained = false;
+    for _ in 0..100 {
+        if server.pending_notifications().await.is_empty() {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(drained, "the worker drained the outbox");
+    assert_eq!(
+        server
+            .db
+            .count("notifications WHERE acknowledged_at IS NOT NULL AND token IS NULL")
+            .await,
+        1
+    );
+}

@@ -1,7 +1,7 @@
 //! RoleService: the catalogue and the predefined roles every organisation has.
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{TestServer, with_token};
+use warden_tests::{TestServer, grant, with_token};
 
 #[tokio::test]
 async fn the_catalogue_lists_in_pages_with_the_stable_keys() {
@@ -104,4 +104,234 @@ async fn every_organization_has_the_predefined_roles() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
+}
+
+fn create_role(org_id: &str, name: &str, permissions: &[&str]) -> v1::CreateRoleRequest {
+    v1::CreateRoleRequest {
+        organization_id: org_id.into(),
+        name: name.into(),
+        description: "made in a test".into(),
+        permissions: permissions.iter().map(|key| key.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn custom_roles_are_validated_and_their_edits_reach_holders_at_once() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let mut roles = server.roles();
+    let role = roles
+        .create_role(with_token(
+            &org.owner_token,
+            create_role(&org.id, "Refunder", &["payments.refund", "payments.read"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    assert_eq!(
+        role.permissions,
+        ["payments.read", "payments.refund"],
+        "catalogue order"
+    );
+    assert!(!role.predefined);
+    let cases = [
+        (
+            create_role(&org.id, "Refunder", &["payments.read"]),
+            Code::AlreadyExists,
+            "role name already exists",
+        ),
+        (
+            create_role(&org.id, "", &["payments.read"]),
+            Code::InvalidArgument,
+            "name: is required",
+        ),
+        (
+            create_role(&org.id, "Empty", &[]),
+            Code::InvalidArgument,
+            "permissions: at least one permission is required",
+        ),
+        (
+            create_role(&org.id, "Bad", &["payments.teleport"]),
+            Code::InvalidArgument,
+            "permissions[0]: unknown key",
+        ),
+        (
+            create_role(&org.id, "Sneaky", &["payments.read", "users.write"]),
+            Code::InvalidArgument,
+            "permissions[1]: not assignable to custom roles",
+        ),
+    ];
+    for (request, code, message) in cases {
+        let error = roles
+            .create_role(with_token(&org.owner_token, request))
+            .await
+            .unwrap_err();
+        assert_eq!((error.code(), error.message()), (code, message));
+    }
+
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant(&role.id, &[])])
+        .await;
+    let mut checks = server.authorization();
+    let refund = || with_token(&org.api_key, org.check(&alan.id, "payments.refund", ""));
+    let decision = checks
+        .check_permission(refund())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (decision.allowed, decision.reason),
+        (true, format!("allowed by role {} on all entities", role.id))
+    );
+
+    let narrow = v1::UpdateRoleRequest {
+        organization_id: org.id.clone(),
+        role_id: role.id.clone(),
+        permissions: vec!["payments.read".into()],
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["permissions".into()],
+        }),
+        ..Default::default()
+    };
+    let updated = roles
+        .update_role(with_token(&org.owner_token, narrow))
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.permissions.as_slice()),
+        ("Refunder", ["payments.read".to_string()].as_slice())
+    );
+    assert!(
+        !checks
+            .check_permission(refund())
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed,
+        "the edit reaches the holder's next check"
+    );
+
+    let delete = v1::DeleteRoleRequest {
+        organization_id: org.id.clone(),
+        role_id: role.id.clone(),
+    };
+    roles
+        .delete_role(with_token(&org.owner_token, delete.clone()))
+        .await
+        .unwrap();
+    let get = v1::GetUserRequest {
+        organization_id: org.id.clone(),
+        user_id: alan.id.clone(),
+    };
+    let moved = server
+        .users()
+        .get_user(with_token(&org.owner_token, get))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(
+        moved.grants,
+        vec![grant("read_only", &[])],
+        "holders move to read_only"
+    );
+    let read = checks
+        .check_permission(with_token(
+            &org.api_key,
+            org.check(&alan.id, "payments.read", ""),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        read.into_inner().reason,
+        "allowed by role read_only on all entities"
+    );
+    let error = roles
+        .delete_role(with_token(&org.owner_token, delete))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn predefined_roles_are_fixed_and_role_writes_need_roles_write_and_no_escalation() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let mut roles = server.roles();
+    let edit = v1::UpdateRoleRequest {
+        organization_id: org.id.clone(),
+        role_id: "analyst".into(),
+        name: "Mine".into(),
+        ..Default::default()
+    };
+    let error = roles
+        .update_role(with_token(&org.owner_token, edit))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::FailedPrecondition,
+            "predefined roles cannot be changed or deleted"
+        )
+    );
+    let delete = v1::DeleteRoleRequest {
+        organization_id: org.id.clone(),
+        role_id: "read_only".into(),
+    };
+    assert_eq!(
+        roles
+            .delete_role(with_token(&org.owner_token, delete))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+
+    let developer = server
+        .member(&org, "dev@example.com", vec![grant("developer", &[])])
+        .await;
+    let error = roles
+        .create_role(with_token(
+            &developer.token,
+            create_role(&org.id, "X", &["payments.read"]),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::PermissionDenied, "requires roles.write")
+    );
+    let iam = server
+        .member(&org, "iam@example.com", vec![grant("iam_admin", &[])])
+        .await;
+    let error = roles
+        .create_role(with_token(
+            &iam.token,
+            create_role(&org.id, "Refunds", &["payments.refund"]),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::PermissionDenied,
+            "cannot grant payments.refund on all entities: you do not hold it"
+        )
+    );
+    let other = server.create_organization("Globex").await;
+    let error = roles
+        .create_role(with_token(
+            &other.owner_token,
+            create_role(&org.id, "X", &["payments.read"]),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
 }

@@ -15,6 +15,7 @@ use warden_proto::v1::{
     self, api_key_service_client::ApiKeyServiceClient, audit_service_client::AuditServiceClient,
     auth_service_client::AuthServiceClient,
     authorization_service_client::AuthorizationServiceClient,
+    group_service_client::GroupServiceClient,
     notification_service_client::NotificationServiceClient,
     organization_service_client::OrganizationServiceClient, role_service_client::RoleServiceClient,
     user_service_client::UserServiceClient,
@@ -220,6 +221,9 @@ impl TestServer {
     }
     pub fn authorization(&self) -> AuthorizationServiceClient<Channel> {
         AuthorizationServiceClient::new(self.channel.clone())
+    }
+    pub fn groups(&self) -> GroupServiceClient<Channel> {
+        GroupServiceClient::new(self.channel.clone())
     }
     pub fn notifications(&self) -> NotificationServiceClient<Channel> {
         NotificationServiceClient::new(self.channel.clone())

@@ -11,6 +11,11 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Role(RoleId),
+    /// A role inherited from a group, named for `explain`.
+    Group {
+        group: String,
+        role: RoleId,
+    },
     Direct,
 }
 
@@ -161,6 +166,7 @@ pub fn effective_permissions(
 fn describe(holding: &Holding) -> String {
     let source = match &holding.source {
         Source::Role(role) => format!("role {role}"),
+        Source::Group { group, role } => format!("role {role} of group {group}"),
         Source::Direct => "a direct permission".to_owned(),
     };
     match &holding.scope {
@@ -299,6 +305,22 @@ mod tests {
             if decide(Some(&before), &key, target, &tree()).allowed {
                 prop_assert!(decide(Some(&after), &key, target, &tree()).allowed);
             }
+        }
+
+                /// Grants on another organisation's entities (ids not in this tree) allow nothing here, not
+        /// even organisation-wide.
+        #[test]
+        fn grants_never_leak_across_organizations(
+            keys in proptest::collection::btree_set(prop_oneof![Just("a.read"), Just("b.read")], 1..3),
+            foreign in proptest::collection::btree_set(500u128..600, 1..4),
+            target in any_target(),
+        ) {
+            let keys: Vec<_> = keys.into_iter().collect();
+            let user = subject(vec![holding(&keys, Scope::Entities(foreign.into_iter().map(entity).collect()))]);
+            for key in &keys {
+                prop_assert!(!decide(Some(&user), &PermissionKey::new(*key), target, &tree()).allowed);
+            }
+            prop_assert!(effective_permissions(Some(&user), target, &tree()).is_empty());
         }
 
         /// Grants scoped to legal entity 1's branch never allow anything on legal entity 2's branch.

@@ -69,6 +69,10 @@ uuid_id!(
     /// One row of the audit log.
     AuditEventId
 );
+uuid_id!(
+    /// A group of users sharing grants.
+    GroupId
+);
 
 /// A role: a predefined role's catalogue id (`admin`) or a custom role's UUID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     ids::{
-        ApiKeyId, AuditEventId, EntityId, InvitationId, NotificationId, OrganizationId,
+        ApiKeyId, AuditEventId, EntityId, GroupId, InvitationId, NotificationId, OrganizationId,
         PermissionKey, RoleId, SessionId, UserId,
     },
     validate::Email,
@@ -335,6 +335,17 @@ pub struct UserChange {
     pub last_name: Option<String>,
     pub grants: Option<Vec<Grant>>,
     pub direct_grants: Option<Vec<DirectGrant>>,
+}
+
+/// Users who inherit the group's grants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub id: GroupId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub grants: Vec<Grant>,
+    pub members: Vec<UserId>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What creating an organisation writes, in one transaction.

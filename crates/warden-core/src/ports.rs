@@ -7,12 +7,13 @@ use crate::{
     Error,
     decision::{EntityTree, Subject},
     ids::{
-        ApiKeyId, EntityId, InvitationId, NotificationId, OrganizationId, RoleId, SessionId, UserId,
+        ApiKeyId, EntityId, GroupId, InvitationId, NotificationId, OrganizationId, RoleId,
+        SessionId, UserId,
     },
     model::{
-        ApiKey, AuditEvent, AuditFilter, Entity, Invitation, InvitationState, NewOrganization,
-        NewUser, Notification, Organization, OrganizationSettings, Role, Session, SigningKey, User,
-        UserChange, UserFilter, UserStatus,
+        ApiKey, AuditEvent, AuditFilter, Entity, Grant, Group, Invitation, InvitationState,
+        NewOrganization, NewUser, Notification, Organization, OrganizationSettings, Role, Session,
+        SigningKey, User, UserChange, UserFilter, UserStatus,
     },
     validate::Email,
 };
@@ -116,6 +117,15 @@ pub trait UserStore: Send + Sync {
         organization: OrganizationId,
         filter: &UserFilter,
     ) -> Result<Vec<User>, Error>;
+    /// Makes an ACTIVE holder of `admin` the owner and the previous owner (if any) an admin on all
+    /// entities, in one transaction; the database's unique owner column keeps exactly one owner.
+    /// `FailedPrecondition` when the new owner is not an active admin.
+    async fn transfer_ownership(
+        &self,
+        organization: OrganizationId,
+        new_owner: UserId,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
 }
 
 #[async_trait]
@@ -158,6 +168,63 @@ pub trait RoleStore: Send + Sync {
         organization: OrganizationId,
         ids: &[RoleId],
     ) -> Result<Vec<Role>, Error>;
+    /// `AlreadyExists("role name")` when the organisation has a role of that name.
+    async fn create_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error>;
+    /// Replaces a custom role's name, description and permissions; its holders see the change at their
+    /// next check. `FailedPrecondition` for a predefined role.
+    async fn update_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error>;
+    /// Deletes a custom role and moves every user and group grant of it to `read_only`, in one
+    /// transaction. `FailedPrecondition` for a predefined role.
+    async fn delete_role(
+        &self,
+        organization: OrganizationId,
+        role: &RoleId,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    /// Every permission key that some role or direct grant refers to, to report vanished ones at start.
+    async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error>;
+}
+
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// `AlreadyExists("group name")` for a taken name.
+    async fn create_group(&self, group: &Group, audit: &AuditEvent) -> Result<Group, Error>;
+    async fn find_group(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+    ) -> Result<Option<Group>, Error>;
+    /// Oldest first, after the cursor.
+    async fn list_groups(
+        &self,
+        organization: OrganizationId,
+        after: Option<GroupId>,
+        limit: u64,
+    ) -> Result<Vec<Group>, Error>;
+    /// Changes the name and/or replaces the grants.
+    async fn update_group(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+        name: Option<&str>,
+        grants: Option<&[Grant]>,
+        audit: &AuditEvent,
+    ) -> Result<Group, Error>;
+    async fn delete_group(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    /// Adding a member twice, or removing a non-member, changes nothing and succeeds.
+    async fn set_membership(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+        user: UserId,
+        member: bool,
+        audit: &AuditEvent,
+    ) -> Result<Group, Error>;
 }
 
 #[async_trait]
@@ -216,6 +283,7 @@ pub trait Store:
     + SubjectSource
     + NotificationStore
     + AuditStore
+    + GroupStore
 {
 }
 
@@ -229,5 +297,6 @@ impl<T> Store for T where
         + SubjectSource
         + NotificationStore
         + AuditStore
+        + GroupStore
 {
 }

@@ -102,7 +102,7 @@ pub async fn serve(
         .add_service(limited!(UserServiceServer, Users(state.clone())))
         .add_service(limited!(RoleServiceServer, Roles(state.clone())))
         .add_service(limited!(AuthServiceServer, Auth(state.clone())))
-        .add_service(limited!(GroupServiceServer, Groups))
+        .add_service(limited!(GroupServiceServer, Groups(state.clone())))
         .add_service(limited!(ApiKeyServiceServer, ApiKeys(state.clone())))
         .add_service(limited!(
             AuthorizationServiceServer,
@@ -147,6 +147,15 @@ async fn start(config: &Config) -> Result<AppState, Error> {
         }
         None => Catalogue::from_toml(DEFAULT_CATALOGUE)?,
     };
+    let in_use = warden_core::ports::RoleStore::permission_keys_in_use(store.as_ref()).await?;
+    let vanished: Vec<&String> = in_use
+        .iter()
+        .filter(|key| catalogue.permission(key).is_none())
+        .collect();
+    if !vanished.is_empty() {
+        // Such grants allow nothing (checks only know catalogue keys); say so rather than fail silently.
+        tracing::warn!(permissions = ?vanished, "grants refer to permissions that are not in the catalogue");
+    }
     let operator_token = match &config.operator_token {
         Some(token) => token.clone(),
         None => Secret(operator_token_file(&config.data_dir)?),

@@ -64,7 +64,7 @@ pub(crate) fn entity(row: entities::Model) -> Result<Entity, Error> {
 }
 
 /// Folds one row per (grant, entity) back into scopes: a NULL entity means all entities.
-fn scopes<K: Ord>(
+pub(crate) fn scopes<K: Ord>(
     rows: impl IntoIterator<Item = (K, Option<String>)>,
 ) -> Result<BTreeMap<K, Scope>, Error> {
     let mut scopes: BTreeMap<K, Scope> = BTreeMap::new();

@@ -4,18 +4,21 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use warden_core::{
     Error,
+    catalogue::READ_ONLY_ROLE,
     ids::{OrganizationId, PermissionKey, RoleId},
-    model::Role,
+    model::{AuditEvent, Role},
     ports::RoleStore,
 };
 
 use crate::{
-    SqlStore, internal, is_unique_violation,
-    tables::{role_permissions, roles},
+    SqlStore,
+    audit::insert_audit,
+    internal, is_unique_violation,
+    tables::{direct_permissions, group_grants, role_permissions, roles, user_grants},
 };
 
 /// Inserts a role and its permissions inside the caller's transaction.
@@ -147,5 +150,145 @@ impl RoleStore for SqlStore {
                 predefined: row.predefined,
             })
             .collect())
+    }
+
+    async fn create_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        // Custom roles sort after the predefined ones ("0-…"), oldest first (UUIDv7 ids).
+        insert_role(&txn, role, format!("1-{}", role.id)).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(role.clone())
+    }
+
+    async fn update_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        let updated = roles::Entity::update_many()
+            .col_expr(roles::Column::Name, Expr::value(role.name.as_str()))
+            .col_expr(
+                roles::Column::Description,
+                Expr::value(role.description.as_str()),
+            )
+            .filter(roles::Column::OrganizationId.eq(role.organization_id.to_string()))
+            .filter(roles::Column::Id.eq(role.id.to_string()))
+            .filter(roles::Column::Predefined.eq(false))
+            .exec(&txn)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    Error::AlreadyExists("role name")
+                } else {
+                    internal(err)
+                }
+            })?;
+        if updated.rows_affected == 0 {
+            return Err(missing_or_predefined(&txn, role.organization_id, &role.id).await);
+        }
+        role_permissions::Entity::delete_many()
+            .filter(role_permissions::Column::OrganizationId.eq(role.organization_id.to_string()))
+            .filter(role_permissions::Column::RoleId.eq(role.id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        let rows = role
+            .permissions
+            .iter()
+            .map(|permission| role_permissions::ActiveModel {
+                organization_id: Set(role.organization_id.to_string()),
+                role_id: Set(role.id.to_string()),
+                permission: Set(permission.to_string()),
+            });
+        role_permissions::Entity::insert_many(rows)
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(role.clone())
+    }
+
+    async fn delete_role(
+        &self,
+        organization: OrganizationId,
+        role: &RoleId,
+        audit: &AuditEvent,
+    ) -> Result<(), Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        let found = roles::Entity::find_by_id((organization.to_string(), role.to_string()))
+            .one(&txn)
+            .await
+            .map_err(internal)?;
+        match found {
+            None => return Err(Error::NotFound("role")),
+            Some(row) if row.predefined => {
+                return Err(Error::FailedPrecondition(
+                    "predefined roles cannot be changed or deleted".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        // Holders keep their entity scope, with read-only access (SPEC §3).
+        user_grants::Entity::update_many()
+            .col_expr(user_grants::Column::RoleId, Expr::value(READ_ONLY_ROLE))
+            .filter(user_grants::Column::OrganizationId.eq(organization.to_string()))
+            .filter(user_grants::Column::RoleId.eq(role.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        group_grants::Entity::update_many()
+            .col_expr(group_grants::Column::RoleId, Expr::value(READ_ONLY_ROLE))
+            .filter(group_grants::Column::OrganizationId.eq(organization.to_string()))
+            .filter(group_grants::Column::RoleId.eq(role.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        roles::Entity::delete_many() // Its permissions go with it (ON DELETE CASCADE).
+            .filter(roles::Column::OrganizationId.eq(organization.to_string()))
+            .filter(roles::Column::Id.eq(role.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)
+    }
+
+    async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error> {
+        let mut keys: Vec<String> = role_permissions::Entity::find()
+            .select_only()
+            .column(role_permissions::Column::Permission)
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        let direct: Vec<String> = direct_permissions::Entity::find()
+            .select_only()
+            .column(direct_permissions::Column::Permission)
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        keys.extend(direct);
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+async fn missing_or_predefined(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    role: &RoleId,
+) -> Error {
+    match roles::Entity::find_by_id((organization.to_string(), role.to_string()))
+        .one(db)
+        .await
+    {
+        Ok(Some(_)) => {
+            Error::FailedPrecondition("predefined roles cannot be changed or deleted".into())
+        }
+        Ok(None) => Error::NotFound("role"),
+        Err(error) => internal(error),
     }
 }

@@ -6,17 +6,17 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use warden_core::{
     Error,
     decision::{EntityTree, Holding, Source, Subject},
-    ids::{EntityId, OrganizationId, UserId},
+    ids::{EntityId, OrganizationId, PermissionKey, RoleId, UserId},
     model::{Scope, UserStatus},
     ports::SubjectSource,
 };
 
 use crate::{
     SqlStore,
-    convert::uuid,
+    convert::{scopes, uuid},
     internal,
     roles::permissions_of,
-    tables::{entities, users},
+    tables::{entities, group_grants, group_members, groups, users},
     users::load_user,
 };
 
@@ -34,25 +34,69 @@ impl SubjectSource for SqlStore {
             .map_err(internal)?;
         let Some(row) = row else { return Ok(None) };
         let user = load_user(&self.db, row).await?;
+        let memberships = group_members::Entity::find()
+            .filter(group_members::Column::UserId.eq(user.id.to_string()))
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        let group_ids: Vec<String> = memberships
+            .into_iter()
+            .map(|member| member.group_id)
+            .collect();
+        let names: BTreeMap<String, String> = groups::Entity::find()
+            .filter(groups::Column::Id.is_in(group_ids.clone()))
+            .all(&self.db)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|group| (group.id, group.name))
+            .collect();
+        let group_grants = group_grants::Entity::find()
+            .filter(group_grants::Column::GroupId.is_in(group_ids))
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
         let roles = user
             .grants
             .iter()
             .map(|grant| grant.role.to_string())
+            .chain(group_grants.iter().map(|grant| grant.role_id.clone()))
             .collect::<BTreeSet<_>>();
-        let mut permissions = permissions_of(&self.db, organization, roles).await?;
+        let permissions = permissions_of(&self.db, organization, roles).await?;
+        let of = |role: &str| -> BTreeSet<PermissionKey> {
+            permissions
+                .get(role)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect()
+        };
         let mut holdings: Vec<Holding> = user
             .grants
             .into_iter()
             .map(|grant| Holding {
-                permissions: permissions
-                    .remove(grant.role.as_str())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
+                permissions: of(grant.role.as_str()),
                 source: Source::Role(grant.role),
                 scope: grant.scope,
             })
             .collect();
+        let by_group_and_role = scopes(
+            group_grants
+                .into_iter()
+                .map(|grant| ((grant.group_id, grant.role_id), grant.entity_id)),
+        )?;
+        holdings.extend(
+            by_group_and_role
+                .into_iter()
+                .map(|((group, role), scope)| Holding {
+                    permissions: of(&role),
+                    source: Source::Group {
+                        group: names.get(&group).cloned().unwrap_or(group),
+                        role: RoleId::new(role),
+                    },
+                    scope,
+                }),
+        );
         // Direct permissions with the same scope become one holding each, so explain stays readable.
         let mut direct: BTreeMap<String, (Scope, BTreeSet<_>)> = BTreeMap::new();
         for grant in user.direct_grants {

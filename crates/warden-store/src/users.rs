@@ -14,7 +14,8 @@ use sea_orm::{
 use uuid::Uuid;
 use warden_core::{
     Error,
-    ids::{InvitationId, OrganizationId, UserId},
+    catalogue::{ADMIN_ROLE, OWNER_ROLE},
+    ids::{InvitationId, OrganizationId, RoleId, UserId},
     model::{
         DirectGrant, Grant, Invitation, InvitationState, NewUser, Notification, Scope, Session,
         StatusFilter, User, UserChange, UserFilter, UserStatus,
@@ -87,7 +88,7 @@ async fn find_row(
 }
 
 /// One row per (grant, entity); a NULL entity is full access.
-fn scope_rows(scope: &Scope) -> Vec<Option<String>> {
+pub(crate) fn scope_rows(scope: &Scope) -> Vec<Option<String>> {
     match scope {
         Scope::All => vec![None],
         Scope::Entities(ids) => ids.iter().map(|id| Some(id.to_string())).collect(),
@@ -596,5 +597,79 @@ impl UserStore for SqlStore {
             .await
             .map_err(internal)?;
         load_users(&self.db, rows).await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        organization: OrganizationId,
+        new_owner: UserId,
+        audit: &warden_core::model::AuditEvent,
+    ) -> Result<User, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        let candidate = find_row(&txn, organization, new_owner)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let candidate = load_user(&txn, candidate).await?;
+        let is_admin = candidate
+            .grants
+            .iter()
+            .any(|grant| grant.role.as_str() == ADMIN_ROLE);
+        if candidate.owner {
+            return Err(Error::FailedPrecondition(
+                "new_owner_user_id: is already the owner".into(),
+            ));
+        }
+        if candidate.status != UserStatus::Active || !is_admin {
+            return Err(Error::FailedPrecondition(
+                "new_owner_user_id: must be an active admin".into(),
+            ));
+        }
+        let previous = users::Entity::find()
+            .filter(users::Column::OwnerOf.eq(organization.to_string()))
+            .one(&txn)
+            .await
+            .map_err(internal)?;
+        // Clear, then set: the unique owner column never holds two owners, even for an instant.
+        users::Entity::update_many()
+            .col_expr(users::Column::OwnerOf, Expr::value(Option::<String>::None))
+            .filter(users::Column::OwnerOf.eq(organization.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::OwnerOf,
+                Expr::value(organization.to_string()),
+            )
+            .filter(users::Column::Id.eq(new_owner.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if let Some(previous) = previous {
+            let admin = [Grant {
+                role: RoleId::new(ADMIN_ROLE),
+                scope: Scope::All,
+            }];
+            replace_grants(
+                &txn,
+                organization,
+                UserId(uuid(&previous.id)?),
+                Some(&admin),
+                None,
+            )
+            .await?;
+        }
+        let owner = [Grant {
+            role: RoleId::new(OWNER_ROLE),
+            scope: Scope::All,
+        }];
+        replace_grants(&txn, organization, new_owner, Some(&owner), None).await?;
+        insert_audit(&txn, audit).await?;
+        let row = find_row(&txn, organization, new_owner)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let user = load_user(&txn, row).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(user)
     }
 }

@@ -276,8 +276,46 @@ impl OrganizationService for Organizations {
 
     async fn reassign_ownership(
         &self,
-        _request: Request<v1::ReassignOwnershipRequest>,
+        request: Request<v1::ReassignOwnershipRequest>,
     ) -> Result<Response<v1::ReassignOwnershipResponse>, Status> {
-        Err(not_yet("ReassignOwnership", 4))
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        state.require_operator(&caller)?;
+        let context = RequestContext::of(&request);
+        let input = request.into_inner();
+        let id =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        let new_owner =
+            UserId::parse("new_owner_user_id", &input.new_owner_user_id).map_err(to_status)?;
+        if state
+            .store
+            .find_organization(id)
+            .await
+            .map_err(to_status)?
+            .is_none()
+        {
+            return Err(to_status(Error::NotFound("organization")));
+        }
+        let now = Utc::now();
+        let audit = context.audit(
+            id,
+            caller.actor(),
+            "organization.ownership_reassigned",
+            "organization",
+            id.to_string(),
+            None,
+            Some(serde_json::json!({ "owner_user_id": new_owner.to_string() }).to_string()),
+            now,
+        );
+        let owner = state
+            .store
+            .transfer_ownership(id, new_owner, &audit)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(organization_id = %id, owner_id = %owner.id, "ownership reassigned by the operator");
+        Ok(Response::new(v1::ReassignOwnershipResponse {
+            owner: Some(convert::user(&owner)),
+            consistency_token: convert::consistency_token(now),
+        }))
     }
 }

@@ -1,12 +1,23 @@
-//! RoleService: the catalogue and roles (SPEC §3). Listing works now; custom roles arrive with issue #4.
+//! RoleService: the catalogue, predefined roles and custom roles (SPEC §3).
+use chrono::Utc;
 use tonic::{Request, Response, Status};
-use warden_core::{Error, decision::Target, ids::OrganizationId, page};
+use uuid::Uuid;
+use warden_core::{
+    Error,
+    decision::Target,
+    ids::{OrganizationId, PermissionKey, RoleId},
+    model::{Role, Scope},
+    page,
+    rules::{Wanted, ensure_holds},
+    validate,
+};
 use warden_proto::v1::{self, role_service_server::RoleService};
 
 use crate::{
+    context::RequestContext,
     convert,
-    state::Shared,
-    status::{not_yet, to_status},
+    state::{AppState, Shared, UserCaller},
+    status::to_status,
 };
 
 pub struct Roles(pub Shared);
@@ -87,22 +98,254 @@ impl RoleService for Roles {
 
     async fn create_role(
         &self,
-        _request: Request<v1::CreateRoleRequest>,
+        request: Request<v1::CreateRoleRequest>,
     ) -> Result<Response<v1::CreateRoleResponse>, Status> {
-        Err(not_yet("CreateRole", 4))
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
+        let input = request.into_inner();
+        let organization =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        let me = state
+            .require(&caller, organization, "roles.write", Target::Organization)
+            .await?;
+        let role = Role {
+            id: RoleId::new(Uuid::now_v7().to_string()),
+            organization_id: organization,
+            name: validate::name("name", &input.name, 100).map_err(to_status)?,
+            description: description(&input.description).map_err(to_status)?,
+            permissions: state
+                .role_permissions(organization, me, &input.permissions)
+                .await
+                .map_err(to_status)?,
+            predefined: false,
+        };
+        let now = Utc::now();
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "role.created",
+            "role",
+            role.id.to_string(),
+            None,
+            Some(role_json(&role)),
+            now,
+        );
+        let role = state
+            .store
+            .create_role(&role, &audit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::CreateRoleResponse {
+            role: Some(convert::role(&role, &state.catalogue)),
+            consistency_token: convert::consistency_token(now),
+        }))
     }
 
     async fn update_role(
         &self,
-        _request: Request<v1::UpdateRoleRequest>,
+        request: Request<v1::UpdateRoleRequest>,
     ) -> Result<Response<v1::UpdateRoleResponse>, Status> {
-        Err(not_yet("UpdateRole", 4))
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
+        let input = request.into_inner();
+        let organization =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        let me = state
+            .require(&caller, organization, "roles.write", Target::Organization)
+            .await?;
+        let [name, describe, permissions] = mask(input.update_mask.as_ref()).map_err(to_status)?;
+        let current = state
+            .custom_role(organization, &input.role_id)
+            .await
+            .map_err(to_status)?;
+        let mut role = current.clone();
+        if name {
+            role.name = validate::name("name", &input.name, 100).map_err(to_status)?;
+        }
+        if describe {
+            role.description = description(&input.description).map_err(to_status)?;
+        }
+        if permissions {
+            role.permissions = state
+                .role_permissions(organization, me, &input.permissions)
+                .await
+                .map_err(to_status)?;
+        }
+        let now = Utc::now();
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "role.updated",
+            "role",
+            role.id.to_string(),
+            Some(role_json(&current)),
+            Some(role_json(&role)),
+            now,
+        );
+        let role = state
+            .store
+            .update_role(&role, &audit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::UpdateRoleResponse {
+            role: Some(convert::role(&role, &state.catalogue)),
+            consistency_token: convert::consistency_token(now),
+        }))
     }
 
     async fn delete_role(
         &self,
-        _request: Request<v1::DeleteRoleRequest>,
+        request: Request<v1::DeleteRoleRequest>,
     ) -> Result<Response<v1::DeleteRoleResponse>, Status> {
-        Err(not_yet("DeleteRole", 4))
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
+        let input = request.into_inner();
+        let organization =
+            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
+        state
+            .require(&caller, organization, "roles.write", Target::Organization)
+            .await?;
+        let role = state
+            .custom_role(organization, &input.role_id)
+            .await
+            .map_err(to_status)?;
+        let now = Utc::now();
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "role.deleted",
+            "role",
+            role.id.to_string(),
+            Some(role_json(&role)),
+            None,
+            now,
+        );
+        state
+            .store
+            .delete_role(organization, &role.id, &audit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::DeleteRoleResponse {
+            consistency_token: convert::consistency_token(now),
+        }))
+    }
+}
+
+fn description(text: &str) -> Result<String, Error> {
+    let text = text.trim();
+    if text.chars().count() > 500 {
+        return Err(Error::invalid(
+            "description",
+            "must be at most 500 characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn role_json(role: &Role) -> String {
+    serde_json::json!({
+        "name": role.name,
+        "description": role.description,
+        "permissions": role.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// UpdateRole's mask: name, description, permissions; empty means all three.
+fn mask(update_mask: Option<&prost_types::FieldMask>) -> Result<[bool; 3], Error> {
+    const FIELDS: [&str; 3] = ["name", "description", "permissions"];
+    let paths = update_mask
+        .map(|mask| mask.paths.as_slice())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return Ok([true; 3]);
+    }
+    let mut chosen = [false; 3];
+    for path in paths {
+        let index = FIELDS
+            .iter()
+            .position(|field| field == path)
+            .ok_or_else(|| Error::invalid("update_mask", format!("unknown field {path:?}")))?;
+        chosen[index] = true;
+    }
+    Ok(chosen)
+}
+
+impl AppState {
+    /// A custom role of the organisation; predefined roles are fixed (SPEC §3).
+    async fn custom_role(&self, organization: OrganizationId, id: &str) -> Result<Role, Error> {
+        if id.is_empty() || id.len() > 100 {
+            return Err(Error::invalid(
+                "role_id",
+                "is required and at most 100 characters",
+            ));
+        }
+        let role = self
+            .store
+            .find_roles(organization, &[RoleId::new(id)])
+            .await?
+            .pop()
+            .ok_or(Error::NotFound("role"))?;
+        if role.predefined {
+            return Err(Error::FailedPrecondition(
+                "predefined roles cannot be changed or deleted".into(),
+            ));
+        }
+        Ok(role)
+    }
+
+    /// At least one permission, each assignable to custom roles and held by the caller on all
+    /// entities: a role can be granted anywhere, so whoever defines it must hold it everywhere.
+    async fn role_permissions(
+        &self,
+        organization: OrganizationId,
+        caller: UserCaller,
+        keys: &[String],
+    ) -> Result<Vec<PermissionKey>, Error> {
+        if keys.is_empty() {
+            return Err(Error::invalid(
+                "permissions",
+                "at least one permission is required",
+            ));
+        }
+        if keys.len() > self.catalogue.permissions().len() {
+            return Err(Error::invalid(
+                "permissions",
+                "lists more permissions than the catalogue has",
+            ));
+        }
+        let mut permissions = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            let field = format!("permissions[{index}]");
+            let permission = self
+                .catalogue
+                .permission(key)
+                .ok_or_else(|| Error::invalid(field.clone(), "unknown key"))?;
+            if !permission.assignable_to_custom_roles {
+                return Err(Error::invalid(field, "not assignable to custom roles"));
+            }
+            if !permissions.contains(&permission.key) {
+                permissions.push(permission.key.clone());
+            }
+        }
+        permissions.sort_by_key(|key| self.catalogue.position(key));
+        let subject = self
+            .store
+            .load_subject(organization, caller.user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let tree = self.store.load_entity_tree(organization).await?;
+        let wanted: Vec<Wanted> = permissions
+            .iter()
+            .map(|key| Wanted {
+                permission: key.clone(),
+                scope: Scope::All,
+            })
+            .collect();
+        ensure_holds(&subject, &wanted, &tree)?;
+        Ok(permissions)
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     convert,
     secrets::{random_token, sha256_hex},
     state::{AppState, Caller, Shared, UserCaller},
-    status::{not_yet, to_status},
+    status::to_status,
 };
 
 pub struct Users(pub Shared);
@@ -575,9 +575,65 @@ impl UserService for Users {
 
     async fn transfer_ownership(
         &self,
-        _request: Request<v1::TransferOwnershipRequest>,
+        request: Request<v1::TransferOwnershipRequest>,
     ) -> Result<Response<v1::TransferOwnershipResponse>, Status> {
-        Err(not_yet("TransferOwnership", 4))
+        let state = &self.0;
+        let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
+        let input = request.into_inner();
+        let organization = organization_id(&input.organization_id)?;
+        let new_owner =
+            UserId::parse("new_owner_user_id", &input.new_owner_user_id).map_err(to_status)?;
+        let me = state.member(&caller, organization)?;
+        let owner = state
+            .store
+            .find_user(organization, me.user)
+            .await
+            .map_err(to_status)?;
+        let owner = owner.filter(|user| user.owner).ok_or_else(|| {
+            to_status(Error::PermissionDenied(
+                "only the owner can transfer ownership".into(),
+            ))
+        })?;
+        if input.password.chars().count() > state.policy.max_chars {
+            return Err(to_status(Error::Unauthenticated("password: incorrect")));
+        }
+        let email = Email::parse("email", &owner.email).map_err(to_status)?;
+        let hash = state
+            .store
+            .find_credentials(&email)
+            .await
+            .map_err(to_status)?
+            .and_then(|(_, hash)| hash);
+        if !state
+            .passwords
+            .verify(input.password, hash)
+            .await
+            .map_err(to_status)?
+        {
+            return Err(to_status(Error::Unauthenticated("password: incorrect")));
+        }
+        let now = Utc::now();
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "organization.ownership_transferred",
+            "organization",
+            organization.to_string(),
+            Some(serde_json::json!({ "owner_user_id": owner.id.to_string() }).to_string()),
+            Some(serde_json::json!({ "owner_user_id": new_owner.to_string() }).to_string()),
+            now,
+        );
+        let user = state
+            .store
+            .transfer_ownership(organization, new_owner, &audit)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(organization_id = %organization, owner_id = %user.id, "ownership transferred");
+        Ok(Response::new(v1::TransferOwnershipResponse {
+            owner: Some(convert::user(&user)),
+            consistency_token: convert::consistency_token(now),
+        }))
     }
 }
 

@@ -3,6 +3,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_initial;
 mod m20261201_000002_invitations_outbox_audit;
+mod m20261201_000003_groups;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261201_000001_initial::Migration),
             Box::new(m20261201_000002_invitations_outbox_audit::Migration),
+            Box::new(m20261201_000003_groups::Migration),
         ]
     }
 }

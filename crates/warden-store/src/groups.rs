@@ -1,0 +1,295 @@
+//! `GroupStore`: groups whose members inherit the group's role grants.
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Expr, OnConflict},
+};
+use uuid::Uuid;
+use warden_core::{
+    Error,
+    ids::{GroupId, OrganizationId, RoleId, UserId},
+    model::{AuditEvent, Grant, Group},
+    ports::GroupStore,
+};
+
+use crate::{
+    SqlStore,
+    audit::insert_audit,
+    convert::{scopes, uuid},
+    internal, is_unique_violation,
+    tables::{group_grants, group_members, groups, users},
+    users::scope_rows,
+};
+
+fn name_taken(error: sea_orm::DbErr) -> Error {
+    if is_unique_violation(&error) {
+        Error::AlreadyExists("group name")
+    } else {
+        internal(error)
+    }
+}
+
+/// Groups with their grants and members, in three queries whatever their number.
+async fn load_groups(
+    db: &impl ConnectionTrait,
+    rows: Vec<groups::Model>,
+) -> Result<Vec<Group>, Error> {
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut grants: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
+    for grant in group_grants::Entity::find()
+        .filter(group_grants::Column::GroupId.is_in(ids.clone()))
+        .all(db)
+        .await
+        .map_err(internal)?
+    {
+        grants
+            .entry(grant.group_id)
+            .or_default()
+            .push((grant.role_id, grant.entity_id));
+    }
+    let mut members: BTreeMap<String, Vec<UserId>> = BTreeMap::new();
+    for member in group_members::Entity::find()
+        .filter(group_members::Column::GroupId.is_in(ids))
+        .order_by_asc(group_members::Column::UserId)
+        .all(db)
+        .await
+        .map_err(internal)?
+    {
+        members
+            .entry(member.group_id)
+            .or_default()
+            .push(UserId(uuid(&member.user_id)?));
+    }
+    rows.into_iter()
+        .map(|row| {
+            let grants = scopes(grants.remove(&row.id).unwrap_or_default())?
+                .into_iter()
+                .map(|(role, scope)| Grant {
+                    role: RoleId::new(role),
+                    scope,
+                })
+                .collect();
+            Ok(Group {
+                id: GroupId(uuid(&row.id)?),
+                organization_id: OrganizationId(uuid(&row.organization_id)?),
+                name: row.name,
+                grants,
+                members: members.remove(&row.id).unwrap_or_default(),
+                created_at: row.created_at,
+            })
+        })
+        .collect()
+}
+
+async fn find(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    group: GroupId,
+) -> Result<Option<Group>, Error> {
+    let row = groups::Entity::find_by_id(group.to_string())
+        .filter(groups::Column::OrganizationId.eq(organization.to_string()))
+        .one(db)
+        .await
+        .map_err(internal)?;
+    match row {
+        Some(row) => Ok(load_groups(db, vec![row]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+async fn replace_grants(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    group: GroupId,
+    grants: &[Grant],
+) -> Result<(), Error> {
+    group_grants::Entity::delete_many()
+        .filter(group_grants::Column::GroupId.eq(group.to_string()))
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    let rows: Vec<_> = grants
+        .iter()
+        .flat_map(|grant| {
+            scope_rows(&grant.scope)
+                .into_iter()
+                .map(|entity| group_grants::ActiveModel {
+                    id: Set(Uuid::now_v7().to_string()),
+                    organization_id: Set(organization.to_string()),
+                    group_id: Set(group.to_string()),
+                    role_id: Set(grant.role.to_string()),
+                    entity_id: Set(entity),
+                })
+        })
+        .collect();
+    if !rows.is_empty() {
+        group_grants::Entity::insert_many(rows)
+            .exec(db)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl GroupStore for SqlStore {
+    async fn create_group(&self, group: &Group, audit: &AuditEvent) -> Result<Group, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        groups::Entity::insert(groups::ActiveModel {
+            id: Set(group.id.to_string()),
+            organization_id: Set(group.organization_id.to_string()),
+            name: Set(group.name.clone()),
+            created_at: Set(group.created_at),
+        })
+        .exec(&txn)
+        .await
+        .map_err(name_taken)?;
+        replace_grants(&txn, group.organization_id, group.id, &group.grants).await?;
+        insert_audit(&txn, audit).await?;
+        let created = find(&txn, group.organization_id, group.id)
+            .await?
+            .ok_or(Error::NotFound("group"))?;
+        txn.commit().await.map_err(internal)?;
+        Ok(created)
+    }
+
+    async fn find_group(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+    ) -> Result<Option<Group>, Error> {
+        find(&self.db, organization, group).await
+    }
+
+    async fn list_groups(
+        &self,
+        organization: OrganizationId,
+        after: Option<GroupId>,
+        limit: u64,
+    ) -> Result<Vec<Group>, Error> {
+        let mut query = groups::Entity::find()
+            .filter(groups::Column::OrganizationId.eq(organization.to_string()));
+        if let Some(after) = after {
+            query = query.filter(groups::Column::Id.gt(after.to_string()));
+        }
+        let rows = query
+            .order_by_asc(groups::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        load_groups(&self.db, rows).await
+    }
+
+    async fn update_group(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+        name: Option<&str>,
+        grants: Option<&[Grant]>,
+        audit: &AuditEvent,
+    ) -> Result<Group, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        let mut update = groups::Entity::update_many()
+            .col_expr(groups::Column::Id, Expr::col(groups::Column::Id)) // Locks the row even when only grants change.
+            .filter(groups::Column::Id.eq(group.to_string()))
+            .filter(groups::Column::OrganizationId.eq(organization.to_string()));
+        if let Some(name) = name {
+            update = update.col_expr(groups::Column::Name, Expr::value(name));
+        }
+        if update.exec(&txn).await.map_err(name_taken)?.rows_affected == 0 {
+            return Err(Error::NotFound("group"));
+        }
+        if let Some(grants) = grants {
+            replace_grants(&txn, organization, group, grants).await?;
+        }
+        insert_audit(&txn, audit).await?;
+        let updated = find(&txn, organization, group)
+            .await?
+            .ok_or(Error::NotFound("group"))?;
+        txn.commit().await.map_err(internal)?;
+        Ok(updated)
+    }
+
+    async fn delete_group(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+        audit: &AuditEvent,
+    ) -> Result<(), Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        // Grants and memberships go with it (ON DELETE CASCADE).
+        let deleted = groups::Entity::delete_many()
+            .filter(groups::Column::Id.eq(group.to_string()))
+            .filter(groups::Column::OrganizationId.eq(organization.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::NotFound("group"));
+        }
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)
+    }
+
+    async fn set_membership(
+        &self,
+        organization: OrganizationId,
+        group: GroupId,
+        user: UserId,
+        member: bool,
+        audit: &AuditEvent,
+    ) -> Result<Group, Error> {
+        let txn = self.db.begin().await.map_err(internal)?;
+        let in_organization = |id: String| {
+            users::Entity::find_by_id(id)
+                .filter(users::Column::OrganizationId.eq(organization.to_string()))
+        };
+        if in_organization(user.to_string())
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(Error::NotFound("user"));
+        }
+        if find(&txn, organization, group).await?.is_none() {
+            return Err(Error::NotFound("group"));
+        }
+        if member {
+            group_members::Entity::insert(group_members::ActiveModel {
+                group_id: Set(group.to_string()),
+                user_id: Set(user.to_string()),
+                organization_id: Set(organization.to_string()),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    group_members::Column::GroupId,
+                    group_members::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .map_err(internal)?;
+        } else {
+            group_members::Entity::delete_many()
+                .filter(group_members::Column::GroupId.eq(group.to_string()))
+                .filter(group_members::Column::UserId.eq(user.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+        }
+        insert_audit(&txn, audit).await?;
+        let updated = find(&txn, organization, group)
+            .await?
+            .ok_or(Error::NotFound("group"))?;
+        txn.commit().await.map_err(internal)?;
+        Ok(updated)
+    }
+}

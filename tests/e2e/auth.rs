@@ -162,13 +162,15 @@ async fn tampered_foreign_and_malformed_tokens_are_unauthenticated() {
 #[tokio::test]
 async fn rpcs_of_later_issues_say_so() {
     let server = TestServer::start().await;
+    let request = v1::SendSecondFactorCodeRequest {
+        challenge_id: "x".into(),
+        factor_id: "y".into(),
+    };
     let error = server
         .auth()
-        .refresh_session(v1::RefreshSessionRequest {
-            refresh_token: "x".into(),
-        })
+        .send_second_factor_code(request)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented);
-    assert!(error.message().contains("issue #5"), "{}", error.message());
+    assert!(error.message().contains("issue #6"), "{}", error.message());
 }

@@ -11,4 +11,6 @@ mod organizations;
 mod ownership;
 mod reflection;
 mod roles;
+mod secrets;
+mod sessions;
 mod users;

@@ -24,7 +24,7 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     Unauthenticated(&'static str),
-    #[error("too many attempts, retry in {} seconds", retry_after.as_secs().max(1))]
+    #[error("too many attempts, retry in {} seconds", (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))]
     Throttled { retry_after: Duration },
     #[error("{0}")]
     Unimplemented(&'static str),

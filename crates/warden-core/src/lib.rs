@@ -9,6 +9,7 @@ pub mod page;
 pub mod password;
 pub mod ports;
 pub mod rules;
+pub mod throttle;
 pub mod validate;
 
 pub use error::Error;

@@ -348,6 +348,28 @@ pub struct Group {
     pub created_at: DateTime<Utc>,
 }
 
+/// A password-reset token, stored only as its SHA-256 (the plain token goes out through the outbox).
+#[derive(Clone, Debug)]
+pub struct PasswordReset {
+    pub id: uuid::Uuid,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefreshOutcome {
+    /// The token was current: it is spent now, and the session carries the new one.
+    Rotated(Session),
+    /// The token had been spent already: its whole session is revoked (reuse detection).
+    Reused,
+    /// No such token, or its session has ended.
+    Invalid,
+}
+
 /// What creating an organisation writes, in one transaction.
 #[derive(Clone, Debug)]
 pub struct NewOrganization {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     Error,
+    catalogue::PredefinedRole,
     decision::{EntityTree, Subject},
     ids::{
         ApiKeyId, EntityId, GroupId, InvitationId, NotificationId, OrganizationId, RoleId,
@@ -12,8 +13,8 @@ use crate::{
     },
     model::{
         ApiKey, AuditEvent, AuditFilter, Entity, Grant, Group, Invitation, InvitationState,
-        NewOrganization, NewUser, Notification, Organization, OrganizationSettings, Role, Session,
-        SigningKey, User, UserChange, UserFilter, UserStatus,
+        NewOrganization, NewUser, Notification, Organization, OrganizationSettings, PasswordReset,
+        RefreshOutcome, Role, Session, SigningKey, User, UserChange, UserFilter, UserStatus,
     },
     validate::Email,
 };
@@ -120,6 +121,34 @@ pub trait UserStore: Send + Sync {
     /// Makes an ACTIVE holder of `admin` the owner and the previous owner (if any) an admin on all
     /// entities, in one transaction; the database's unique owner column keeps exactly one owner.
     /// `FailedPrecondition` when the new owner is not an active admin.
+    /// Sets a password hash and revokes every session of the user except `keep`.
+    async fn set_password(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<SessionId>,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    async fn create_password_reset(
+        &self,
+        reset: &PasswordReset,
+        notification: &Notification,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    /// The reset with this token hash and whether it was used already.
+    async fn find_password_reset(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(PasswordReset, bool)>, Error>;
+    /// Spends a live, unexpired reset: new password, every session revoked, every other reset of the
+    /// user spent. `FailedPrecondition` when it is no longer live.
+    async fn complete_password_reset(
+        &self,
+        reset: &PasswordReset,
+        password_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
     async fn transfer_ownership(
         &self,
         organization: OrganizationId,
@@ -170,9 +199,15 @@ pub trait RoleStore: Send + Sync {
     ) -> Result<Vec<Role>, Error>;
     /// `AlreadyExists("role name")` when the organisation has a role of that name.
     async fn create_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error>;
-    /// Replaces a custom role's name, description and permissions; its holders see the change at their
-    /// next check. `FailedPrecondition` for a predefined role.
-    async fn update_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error>;
+    /// Writes a custom role's name and description, and its permissions only when
+    /// `replace_permissions` (a rename never writes back a stale permission list); its holders see
+    /// the change at their next check. `FailedPrecondition` for a predefined role.
+    async fn update_role(
+        &self,
+        role: &Role,
+        replace_permissions: bool,
+        audit: &AuditEvent,
+    ) -> Result<Role, Error>;
     /// Deletes a custom role and moves every user and group grant of it to `read_only`, in one
     /// transaction. `FailedPrecondition` for a predefined role.
     async fn delete_role(
@@ -181,6 +216,9 @@ pub trait RoleStore: Send + Sync {
         role: &RoleId,
         audit: &AuditEvent,
     ) -> Result<(), Error>;
+    /// Rewrites the permissions of every organisation's predefined roles from the catalogue, in one
+    /// transaction, so a changed catalogue file reaches existing organisations at start.
+    async fn sync_predefined_roles(&self, roles: &[PredefinedRole]) -> Result<(), Error>;
     /// Every permission key that some role or direct grant refers to, to report vanished ones at start.
     async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error>;
 }
@@ -230,6 +268,28 @@ pub trait GroupStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn find_session(&self, id: SessionId) -> Result<Option<Session>, Error>;
+    /// Spends the presented refresh token and gives its session `new_hash`, atomically; a token
+    /// already spent revokes its session (SPEC §4: no grace window).
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, Error>;
+    async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
+}
+
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Registers one attempt under every key, atomically: `Some(retry_after)` when any key is in
+    /// back-off (then nothing is counted). Fails (closed) when the counters cannot be written.
+    async fn register_attempt(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<chrono::Duration>, Error>;
+    /// After a success: the failures under these keys are no longer consecutive, so they are forgotten.
+    async fn attempt_succeeded(&self, keys: &[String]) -> Result<(), Error>;
 }
 
 #[async_trait]
@@ -245,6 +305,7 @@ pub trait ApiKeyStore: Send + Sync {
         limit: u64,
     ) -> Result<Vec<ApiKey>, Error>;
     /// `NotFound` for another organisation's key; revoking twice keeps the first time.
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), Error>;
     async fn revoke_api_key(
         &self,
         organization: OrganizationId,
@@ -284,6 +345,7 @@ pub trait Store:
     + NotificationStore
     + AuditStore
     + GroupStore
+    + ThrottleStore
 {
 }
 
@@ -298,5 +360,6 @@ impl<T> Store for T where
         + NotificationStore
         + AuditStore
         + GroupStore
+        + ThrottleStore
 {
 }

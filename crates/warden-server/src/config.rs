@@ -52,6 +52,11 @@ pub struct Config {
     /// `WARDEN_DELIVERY_INTERVAL_MS`: when set, a built-in worker drains the outbox this often and
     /// logs each message (without its secret). Unset: an external worker drains it over the API.
     pub delivery_interval_ms: Option<u64>,
+    /// `WARDEN_UNAUTHENTICATED_RATE_PER_MINUTE`: calls per minute and source address to the RPCs
+    /// that need no credentials (sign-in, invitations, resets, refresh), with the same burst.
+    pub unauthenticated_rate_per_minute: u32,
+    /// `WARDEN_PASSWORD_RESET_TTL_SECONDS`: how long a password-reset token stays valid.
+    pub password_reset_ttl_seconds: u64,
 }
 
 impl Default for Config {
@@ -72,6 +77,8 @@ impl Default for Config {
             argon2_iterations: 2,
             database_max_connections: 10,
             delivery_interval_ms: None,
+            unauthenticated_rate_per_minute: 120,
+            password_reset_ttl_seconds: 3600,
         }
     }
 }
@@ -109,6 +116,11 @@ impl Config {
         if config.password_min_chars < 8 {
             return Err(Box::new(figment::Error::from(
                 "password_min_chars: must be at least 8".to_owned(),
+            )));
+        }
+        if config.unauthenticated_rate_per_minute == 0 {
+            return Err(Box::new(figment::Error::from(
+                "unauthenticated_rate_per_minute: must be at least 1".to_owned(),
             )));
         }
         Ok(config)

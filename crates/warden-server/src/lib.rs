@@ -5,6 +5,7 @@ mod context;
 mod convert;
 mod delivery;
 mod grants;
+mod guard;
 mod secrets;
 mod services;
 mod state;
@@ -147,6 +148,12 @@ async fn start(config: &Config) -> Result<AppState, Error> {
         }
         None => Catalogue::from_toml(DEFAULT_CATALOGUE)?,
     };
+    // The catalogue file is the truth for predefined roles, in every organisation, from every start.
+    warden_core::ports::RoleStore::sync_predefined_roles(
+        store.as_ref(),
+        catalogue.predefined_roles(),
+    )
+    .await?;
     let in_use = warden_core::ports::RoleStore::permission_keys_in_use(store.as_ref()).await?;
     let vanished: Vec<&String> = in_use
         .iter()
@@ -176,6 +183,11 @@ async fn start(config: &Config) -> Result<AppState, Error> {
         passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         policy: PasswordPolicy::new(config.password_min_chars, 256),
         operator_token,
+        reset_ttl: chrono::Duration::seconds(
+            i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,
+        ),
+        limiter: guard::limiter(config.unauthenticated_rate_per_minute),
+        api_key_touches: Default::default(),
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
         ),

@@ -9,7 +9,7 @@ use warden_core::{
     Error,
     catalogue::Catalogue,
     decision::Target,
-    ids::{OrganizationId, PermissionKey, UserId},
+    ids::{ApiKeyId, OrganizationId, PermissionKey, SessionId, UserId},
     model::UserStatus,
     password::PasswordPolicy,
     ports::Store,
@@ -34,6 +34,11 @@ pub struct AppState {
     pub policy: PasswordPolicy,
     pub operator_token: Secret,
     pub refresh_ttl: chrono::Duration,
+    pub reset_ttl: chrono::Duration,
+    pub limiter: crate::guard::Limiter,
+    /// When this replica last recorded each API key's use: at most one write a minute per key, so
+    /// the check path does not write on every call.
+    pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -42,6 +47,7 @@ pub type Shared = Arc<AppState>;
 pub struct UserCaller {
     pub user: UserId,
     pub organization: OrganizationId,
+    pub session: SessionId,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -91,6 +97,7 @@ impl AppState {
             if key.revoked_at.is_some() || !same_secret(&sha256_hex(token), &hash) {
                 return Err(invalid());
             }
+            self.record_api_key_use(key.id);
             return Ok(Caller::ApiKey {
                 organization: key.organization_id,
             });
@@ -117,6 +124,7 @@ impl AppState {
         Ok(Caller::User(UserCaller {
             user: subject.user,
             organization: subject.organization,
+            session: subject.session,
         }))
     }
 
@@ -161,6 +169,31 @@ impl AppState {
             Caller::Operator | Caller::ApiKey { .. } => Err(to_status(Error::PermissionDenied(
                 "this call needs a dashboard user's access token".into(),
             ))),
+        }
+    }
+
+    /// Records an API key's last use at most once a minute per replica, off the request path.
+    fn record_api_key_use(&self, key: ApiKeyId) {
+        let now = std::time::Instant::now();
+        let due = match self.api_key_touches.lock() {
+            Ok(mut touches) => {
+                let due = touches
+                    .get(&key)
+                    .is_none_or(|last| now.duration_since(*last).as_secs() >= 60);
+                if due {
+                    touches.insert(key, now);
+                }
+                due
+            }
+            Err(_) => false, // A poisoned map only loses a timestamp.
+        };
+        if due {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.touch_api_key(key, Utc::now()).await {
+                    tracing::warn!(%error, "api key use not recorded");
+                }
+            });
         }
     }
 

@@ -17,7 +17,15 @@ pub fn to_status(error: Error) -> Status {
             Code::Internal
         }
     };
-    Status::new(code, error.to_string())
+    let mut status = Status::new(code, error.to_string());
+    if let Error::Throttled { retry_after } = &error {
+        // Machine-readable too: whole seconds, rounded up, as HTTP's Retry-After.
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        if let Ok(value) = seconds.max(1).to_string().parse() {
+            status.metadata_mut().insert("retry-after", value);
+        }
+    }
+    status
 }
 
 /// For RPCs whose behaviour a later issue delivers.

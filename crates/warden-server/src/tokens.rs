@@ -58,6 +58,25 @@ pub fn generate_key(now: DateTime<Utc>) -> Result<SigningKey, Error> {
     })
 }
 
+/// The newest key, and each older key whose successor appeared less than one token lifetime (plus
+/// the verification leeway) ago: a key leaves the JWKS once every token it signed has expired.
+fn live_keys(keys: Vec<SigningKey>, now: DateTime<Utc>, ttl: chrono::Duration) -> Vec<SigningKey> {
+    let grace = ttl + chrono::Duration::seconds(LEEWAY_SECONDS as i64);
+    let mut live = Vec::with_capacity(keys.len());
+    let mut successor: Option<DateTime<Utc>> = None;
+    for key in keys {
+        if successor.is_some_and(|replaced_at| replaced_at + grace <= now) {
+            break; // Newest first: every older key was replaced even earlier.
+        }
+        successor = Some(key.created_at);
+        live.push(key);
+    }
+    live
+}
+
+/// Clock skew tolerated on `exp` between replicas and verifiers.
+const LEEWAY_SECONDS: u64 = 5;
+
 impl TokenService {
     /// Loads the keys, creating the first one when the database has none.
     pub async fn load(
@@ -78,7 +97,7 @@ impl TokenService {
         let ttl = chrono::Duration::seconds(i64::try_from(ttl_seconds).map_err(Error::internal)?);
         Ok(Self {
             store,
-            keys: RwLock::new(keys),
+            keys: RwLock::new(live_keys(keys, Utc::now(), ttl)),
             issuer,
             audience,
             ttl,
@@ -91,6 +110,9 @@ impl TokenService {
         subject: TokenSubject,
         now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), Error> {
+        // Re-read on every issue (cheap beside a password hash): after a rotation on any replica,
+        // every replica signs with the new key from its next sign-in on.
+        self.reload(now).await?;
         let keys = self.keys.read().await;
         let key = keys
             .first()
@@ -128,7 +150,7 @@ impl TokenService {
         if public_key.is_none() {
             // Another replica may have rotated: reload once. Unknown kids cost one query each, so the
             // caller-facing rate limit (issue #5) bounds them.
-            *self.keys.write().await = self.store.signing_keys().await?;
+            self.reload(Utc::now()).await?;
             public_key = self.public_key(&kid).await;
         }
         let public_key = public_key.ok_or_else(invalid)?;
@@ -136,7 +158,7 @@ impl TokenService {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECONDS;
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_ed_der(&public_key),
@@ -149,6 +171,21 @@ impl TokenService {
             organization: OrganizationId(parse(&data.claims.org)?),
             session: SessionId(parse(&data.claims.sid)?),
         })
+    }
+
+    /// Adds a new signing key; it signs from now on, and the previous ones verify until their last
+    /// tokens have expired.
+    pub async fn rotate(&self, now: DateTime<Utc>) -> Result<String, Error> {
+        let key = generate_key(now)?;
+        self.store.insert_signing_key(&key).await?;
+        self.reload(now).await?;
+        Ok(key.kid)
+    }
+
+    async fn reload(&self, now: DateTime<Utc>) -> Result<(), Error> {
+        let keys = self.store.signing_keys().await?;
+        *self.keys.write().await = live_keys(keys, now, self.ttl);
+        Ok(())
     }
 
     async fn public_key(&self, kid: &str) -> Option<Vec<u8>> {
@@ -175,5 +212,42 @@ impl TokenService {
             })
             .collect();
         serde_json::json!({ "keys": keys }).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_key_stays_live_for_one_token_lifetime() {
+        let ttl = chrono::Duration::seconds(900);
+        let t0 = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let key = |kid: &str, at: DateTime<Utc>| SigningKey {
+            kid: kid.into(),
+            private_der: vec![],
+            public_key: vec![],
+            created_at: at,
+        };
+        let keys = || {
+            vec![
+                key("new", t0 + chrono::Duration::seconds(100)),
+                key("old", t0),
+                key("older", t0 - chrono::Duration::seconds(5000)),
+            ]
+        };
+        let kids = |now| {
+            live_keys(keys(), now, ttl)
+                .into_iter()
+                .map(|k| k.kid)
+                .collect::<Vec<_>>()
+        };
+        // A token signed by "older" just before t0 is valid until t0 + 900 (+ leeway).
+        assert_eq!(
+            kids(t0 + chrono::Duration::seconds(200)),
+            ["new", "old", "older"]
+        );
+        assert_eq!(kids(t0 + chrono::Duration::seconds(950)), ["new", "old"]);
+        assert_eq!(kids(t0 + chrono::Duration::seconds(100 + 905)), ["new"]);
     }
 }

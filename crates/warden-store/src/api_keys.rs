@@ -1,10 +1,7 @@
 //! `ApiKeyStore`: service credentials, found by their public prefix, verified by hash.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use warden_core::{
     Error,
     ids::{ApiKeyId, OrganizationId},
@@ -75,13 +72,26 @@ impl ApiKeyStore for SqlStore {
         rows.into_iter().map(|row| Ok(api_key(row)?.0)).collect()
     }
 
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), Error> {
+        api_keys::Entity::update_many()
+            .col_expr(
+                api_keys::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(at),
+            )
+            .filter(api_keys::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+            .map_err(internal)
+    }
+
     async fn revoke_api_key(
         &self,
         organization: OrganizationId,
         id: ApiKeyId,
         at: DateTime<Utc>,
     ) -> Result<ApiKey, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let row = api_keys::Entity::find_by_id(id.to_string())
             .filter(api_keys::Column::OrganizationId.eq(organization.to_string()))
             .one(&txn)

@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
@@ -138,7 +137,7 @@ async fn replace_grants(
 #[async_trait]
 impl GroupStore for SqlStore {
     async fn create_group(&self, group: &Group, audit: &AuditEvent) -> Result<Group, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         groups::Entity::insert(groups::ActiveModel {
             id: Set(group.id.to_string()),
             organization_id: Set(group.organization_id.to_string()),
@@ -193,7 +192,7 @@ impl GroupStore for SqlStore {
         grants: Option<&[Grant]>,
         audit: &AuditEvent,
     ) -> Result<Group, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let mut update = groups::Entity::update_many()
             .col_expr(groups::Column::Id, Expr::col(groups::Column::Id)) // Locks the row even when only grants change.
             .filter(groups::Column::Id.eq(group.to_string()))
@@ -221,7 +220,7 @@ impl GroupStore for SqlStore {
         group: GroupId,
         audit: &AuditEvent,
     ) -> Result<(), Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         // Grants and memberships go with it (ON DELETE CASCADE).
         let deleted = groups::Entity::delete_many()
             .filter(groups::Column::Id.eq(group.to_string()))
@@ -244,7 +243,7 @@ impl GroupStore for SqlStore {
         member: bool,
         audit: &AuditEvent,
     ) -> Result<Group, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let in_organization = |id: String| {
             users::Entity::find_by_id(id)
                 .filter(users::Column::OrganizationId.eq(organization.to_string()))

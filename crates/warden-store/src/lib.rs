@@ -12,11 +12,15 @@ mod sessions;
 mod signing_keys;
 mod subjects;
 mod tables;
+mod throttles;
 mod users;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 use warden_core::Error;
 
@@ -34,10 +38,27 @@ impl SqlStore {
             .max_connections(max_connections)
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // WAL lets readers go on while one writer commits; writers wait up to 5 s for each other.
+            .map_sqlx_sqlite_opts(|options| {
+                options
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5))
+            });
         let db = Database::connect(options).await.map_err(internal)?;
         migration::Migrator::up(&db, None).await.map_err(internal)?;
         Ok(Self { db })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so a transaction
+    /// that reads before it writes waits for a concurrent writer instead of failing with "database is
+    /// locked"; PostgreSQL ignores the mode.
+    pub(crate) async fn begin(&self) -> Result<DatabaseTransaction, Error> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.db.begin_with_options(options).await.map_err(internal)
     }
 
     pub async fn ping(&self) -> Result<(), Error> {

@@ -1,9 +1,6 @@
 //! `OrganizationStore`: organisations, their bootstrap, and the entity tree.
 use async_trait::async_trait;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 use warden_core::{
     Error,
@@ -32,7 +29,7 @@ impl OrganizationStore for SqlStore {
         roles: &[Role],
     ) -> Result<(Organization, User), Error> {
         let org = &new.organization;
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         organizations::Entity::insert(organizations::ActiveModel {
             id: Set(org.id.to_string()),
             name: Set(org.name.clone()),
@@ -97,7 +94,7 @@ impl OrganizationStore for SqlStore {
     }
 
     async fn create_entity(&self, entity: &Entity) -> Result<Entity, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         if let Some(parent) = entity.parent {
             let parent = entities::Entity::find_by_id(parent.to_string())
                 .filter(entities::Column::OrganizationId.eq(entity.organization_id.to_string()))
@@ -131,7 +128,7 @@ impl OrganizationStore for SqlStore {
         settings: &OrganizationSettings,
         audit: &AuditEvent,
     ) -> Result<Organization, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let row = organizations::Entity::find_by_id(organization.to_string())
             .one(&txn)
             .await

@@ -3,12 +3,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, Query},
 };
 use warden_core::{
     Error,
-    catalogue::READ_ONLY_ROLE,
+    catalogue::{PredefinedRole, READ_ONLY_ROLE},
     ids::{OrganizationId, PermissionKey, RoleId},
     model::{AuditEvent, Role},
     ports::RoleStore,
@@ -153,7 +154,7 @@ impl RoleStore for SqlStore {
     }
 
     async fn create_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         // Custom roles sort after the predefined ones ("0-…"), oldest first (UUIDv7 ids).
         insert_role(&txn, role, format!("1-{}", role.id)).await?;
         insert_audit(&txn, audit).await?;
@@ -161,8 +162,13 @@ impl RoleStore for SqlStore {
         Ok(role.clone())
     }
 
-    async fn update_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+    async fn update_role(
+        &self,
+        role: &Role,
+        replace_permissions: bool,
+        audit: &AuditEvent,
+    ) -> Result<Role, Error> {
+        let txn = self.begin().await?;
         let updated = roles::Entity::update_many()
             .col_expr(roles::Column::Name, Expr::value(role.name.as_str()))
             .col_expr(
@@ -184,27 +190,35 @@ impl RoleStore for SqlStore {
         if updated.rows_affected == 0 {
             return Err(missing_or_predefined(&txn, role.organization_id, &role.id).await);
         }
-        role_permissions::Entity::delete_many()
-            .filter(role_permissions::Column::OrganizationId.eq(role.organization_id.to_string()))
-            .filter(role_permissions::Column::RoleId.eq(role.id.to_string()))
-            .exec(&txn)
-            .await
-            .map_err(internal)?;
-        let rows = role
-            .permissions
-            .iter()
-            .map(|permission| role_permissions::ActiveModel {
-                organization_id: Set(role.organization_id.to_string()),
-                role_id: Set(role.id.to_string()),
-                permission: Set(permission.to_string()),
-            });
-        role_permissions::Entity::insert_many(rows)
-            .exec(&txn)
-            .await
-            .map_err(internal)?;
+        if replace_permissions {
+            role_permissions::Entity::delete_many()
+                .filter(
+                    role_permissions::Column::OrganizationId.eq(role.organization_id.to_string()),
+                )
+                .filter(role_permissions::Column::RoleId.eq(role.id.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+            let rows = role
+                .permissions
+                .iter()
+                .map(|permission| role_permissions::ActiveModel {
+                    organization_id: Set(role.organization_id.to_string()),
+                    role_id: Set(role.id.to_string()),
+                    permission: Set(permission.to_string()),
+                });
+            role_permissions::Entity::insert_many(rows)
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+        }
         insert_audit(&txn, audit).await?;
+        let mut stored = permissions_of(&txn, role.organization_id, [role.id.to_string()]).await?;
         txn.commit().await.map_err(internal)?;
-        Ok(role.clone())
+        Ok(Role {
+            permissions: stored.remove(role.id.as_str()).unwrap_or_default(),
+            ..role.clone()
+        })
     }
 
     async fn delete_role(
@@ -213,7 +227,7 @@ impl RoleStore for SqlStore {
         role: &RoleId,
         audit: &AuditEvent,
     ) -> Result<(), Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let found = roles::Entity::find_by_id((organization.to_string(), role.to_string()))
             .one(&txn)
             .await
@@ -249,6 +263,47 @@ impl RoleStore for SqlStore {
             .await
             .map_err(internal)?;
         insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)
+    }
+
+    async fn sync_predefined_roles(&self, predefined: &[PredefinedRole]) -> Result<(), Error> {
+        let txn = self.begin().await?;
+        for role in predefined {
+            // Set-based, so the cost depends on the catalogue, not on the number of organisations.
+            let of_role = Query::select()
+                .column(roles::Column::OrganizationId)
+                .from(roles::Entity)
+                .and_where(roles::Column::Id.eq(role.id.as_str()))
+                .and_where(roles::Column::Predefined.eq(true))
+                .to_owned();
+            role_permissions::Entity::delete_many()
+                .filter(role_permissions::Column::RoleId.eq(role.id.as_str()))
+                .filter(role_permissions::Column::OrganizationId.in_subquery(of_role))
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+            for permission in &role.permissions {
+                let rows = Query::select()
+                    .column(roles::Column::OrganizationId)
+                    .column(roles::Column::Id)
+                    .expr(Expr::val(permission.as_str()))
+                    .from(roles::Entity)
+                    .and_where(roles::Column::Id.eq(role.id.as_str()))
+                    .and_where(roles::Column::Predefined.eq(true))
+                    .to_owned();
+                let insert = Query::insert()
+                    .into_table(role_permissions::Entity)
+                    .columns([
+                        role_permissions::Column::OrganizationId,
+                        role_permissions::Column::RoleId,
+                        role_permissions::Column::Permission,
+                    ])
+                    .select_from(rows)
+                    .map_err(|err| Error::internal(err.to_string()))?
+                    .to_owned();
+                txn.execute(&insert).await.map_err(internal)?;
+            }
+        }
         txn.commit().await.map_err(internal)
     }
 

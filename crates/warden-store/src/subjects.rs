@@ -35,6 +35,7 @@ impl SubjectSource for SqlStore {
         let Some(row) = row else { return Ok(None) };
         let user = load_user(&self.db, row).await?;
         let memberships = group_members::Entity::find()
+            .filter(group_members::Column::OrganizationId.eq(organization.to_string()))
             .filter(group_members::Column::UserId.eq(user.id.to_string()))
             .all(&self.db)
             .await
@@ -44,6 +45,7 @@ impl SubjectSource for SqlStore {
             .map(|member| member.group_id)
             .collect();
         let names: BTreeMap<String, String> = groups::Entity::find()
+            .filter(groups::Column::OrganizationId.eq(organization.to_string()))
             .filter(groups::Column::Id.is_in(group_ids.clone()))
             .all(&self.db)
             .await
@@ -52,6 +54,7 @@ impl SubjectSource for SqlStore {
             .map(|group| (group.id, group.name))
             .collect();
         let group_grants = group_grants::Entity::find()
+            .filter(group_grants::Column::OrganizationId.eq(organization.to_string()))
             .filter(group_grants::Column::GroupId.is_in(group_ids))
             .all(&self.db)
             .await

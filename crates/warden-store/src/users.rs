@@ -8,17 +8,16 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
     sea_query::{Expr, ExprTrait as _, Func, Query},
 };
 use uuid::Uuid;
 use warden_core::{
     Error,
     catalogue::{ADMIN_ROLE, OWNER_ROLE},
-    ids::{InvitationId, OrganizationId, RoleId, UserId},
+    ids::{InvitationId, OrganizationId, RoleId, SessionId, UserId},
     model::{
-        DirectGrant, Grant, Invitation, InvitationState, NewUser, Notification, Scope, Session,
-        StatusFilter, User, UserChange, UserFilter, UserStatus,
+        DirectGrant, Grant, Invitation, InvitationState, NewUser, Notification, PasswordReset,
+        Scope, Session, StatusFilter, User, UserChange, UserFilter, UserStatus,
     },
     ports::UserStore,
     validate::Email,
@@ -30,7 +29,7 @@ use crate::{
     convert::{self, uuid},
     internal, is_unique_violation,
     notifications::insert_notification,
-    tables::{direct_permissions, invitations, sessions, user_grants, users},
+    tables::{direct_permissions, invitations, password_resets, sessions, user_grants, users},
 };
 
 /// Users with their grants, in three queries whatever their number.
@@ -203,13 +202,13 @@ impl UserStore for SqlStore {
             .one(&self.db)
             .await
             .map_err(internal)?;
-        match row {
-            Some(row) => {
-                let hash = row.password_hash.clone();
-                Ok(Some((load_user(&self.db, row).await?, hash)))
-            }
-            None => Ok(None),
-        }
+        // One query whether the email is known or not: grants are not loaded, so sign-in costs the
+        // same for both (SPEC §4).
+        row.map(|row| {
+            let hash = row.password_hash.clone();
+            Ok((convert::user(row, vec![], vec![])?, hash))
+        })
+        .transpose()
     }
 
     async fn record_sign_in(
@@ -218,7 +217,7 @@ impl UserStore for SqlStore {
         refresh_hash: &str,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<(), Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         sessions::Entity::insert(sessions::ActiveModel {
             id: Set(session.id.to_string()),
             organization_id: Set(session.organization_id.to_string()),
@@ -248,7 +247,7 @@ impl UserStore for SqlStore {
         notification: &Notification,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<User, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         users::Entity::insert(users::ActiveModel {
             id: Set(user.id.to_string()),
             organization_id: Set(user.organization_id.to_string()),
@@ -300,7 +299,7 @@ impl UserStore for SqlStore {
         notification: &Notification,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<User, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let updated = users::Entity::update_many()
             .col_expr(
                 users::Column::InvitationExpiresAt,
@@ -381,7 +380,7 @@ impl UserStore for SqlStore {
         password_hash: &str,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<User, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let row = invitations::Entity::find_by_id(invitation.to_string())
             .one(&txn)
             .await
@@ -437,7 +436,7 @@ impl UserStore for SqlStore {
         change: &UserChange,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<User, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::Id, Expr::col(users::Column::Id)) // Locks the row even when only grants change.
             .filter(users::Column::Id.eq(user.to_string()))
@@ -482,7 +481,7 @@ impl UserStore for SqlStore {
         to: UserStatus,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<User, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let updated = users::Entity::update_many()
             .col_expr(users::Column::Status, Expr::value(to.as_str()))
             .filter(users::Column::Id.eq(user.to_string()))
@@ -502,13 +501,7 @@ impl UserStore for SqlStore {
         }
         if to != UserStatus::Active {
             // Every session ends with the access: SPEC §2 "all sessions die at once".
-            sessions::Entity::update_many()
-                .col_expr(sessions::Column::RevokedAt, Expr::value(audit.created_at))
-                .filter(sessions::Column::UserId.eq(user.to_string()))
-                .filter(sessions::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await
-                .map_err(internal)?;
+            revoke_sessions(&txn, user, None, audit.created_at).await?;
             invitations::Entity::update_many()
                 .col_expr(
                     invitations::Column::SupersededAt,
@@ -605,7 +598,7 @@ impl UserStore for SqlStore {
         new_owner: UserId,
         audit: &warden_core::model::AuditEvent,
     ) -> Result<User, Error> {
-        let txn = self.db.begin().await.map_err(internal)?;
+        let txn = self.begin().await?;
         let candidate = find_row(&txn, organization, new_owner)
             .await?
             .ok_or(Error::NotFound("user"))?;
@@ -636,15 +629,30 @@ impl UserStore for SqlStore {
             .exec(&txn)
             .await
             .map_err(internal)?;
-        users::Entity::update_many()
+        // Conditional on the candidate still being active at this instant (a concurrent suspension
+        // wins or loses as a whole); a concurrent transfer trips the unique owner column instead.
+        let promoted = users::Entity::update_many()
             .col_expr(
                 users::Column::OwnerOf,
                 Expr::value(organization.to_string()),
             )
             .filter(users::Column::Id.eq(new_owner.to_string()))
+            .filter(users::Column::OrganizationId.eq(organization.to_string()))
+            .filter(users::Column::Status.eq(UserStatus::Active.as_str()))
             .exec(&txn)
             .await
-            .map_err(internal)?;
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    Error::FailedPrecondition("ownership changed concurrently; try again".into())
+                } else {
+                    internal(err)
+                }
+            })?;
+        if promoted.rows_affected != 1 {
+            return Err(Error::FailedPrecondition(
+                "new_owner_user_id: must be an active admin".into(),
+            ));
+        }
         if let Some(previous) = previous {
             let admin = [Grant {
                 role: RoleId::new(ADMIN_ROLE),
@@ -672,4 +680,139 @@ impl UserStore for SqlStore {
         txn.commit().await.map_err(internal)?;
         Ok(user)
     }
+
+    async fn set_password(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<SessionId>,
+        audit: &warden_core::model::AuditEvent,
+    ) -> Result<(), Error> {
+        let txn = self.begin().await?;
+        let updated = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+            .filter(users::Column::Id.eq(user.to_string()))
+            .filter(users::Column::OrganizationId.eq(organization.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if updated.rows_affected == 0 {
+            return Err(Error::NotFound("user"));
+        }
+        revoke_sessions(&txn, user, keep, audit.created_at).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)
+    }
+
+    async fn create_password_reset(
+        &self,
+        reset: &PasswordReset,
+        notification: &Notification,
+        audit: &warden_core::model::AuditEvent,
+    ) -> Result<(), Error> {
+        let txn = self.begin().await?;
+        password_resets::Entity::insert(password_resets::ActiveModel {
+            id: Set(reset.id.to_string()),
+            organization_id: Set(reset.organization_id.to_string()),
+            user_id: Set(reset.user_id.to_string()),
+            token_hash: Set(reset.token_hash.clone()),
+            created_at: Set(reset.created_at),
+            expires_at: Set(reset.expires_at),
+            used_at: Set(None),
+        })
+        .exec(&txn)
+        .await
+        .map_err(internal)?;
+        insert_notification(&txn, notification).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)
+    }
+
+    async fn find_password_reset(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(PasswordReset, bool)>, Error> {
+        let row = password_resets::Entity::find()
+            .filter(password_resets::Column::TokenHash.eq(token_hash))
+            .one(&self.db)
+            .await
+            .map_err(internal)?;
+        row.map(|row| {
+            let reset = PasswordReset {
+                id: uuid(&row.id)?,
+                organization_id: OrganizationId(uuid(&row.organization_id)?),
+                user_id: UserId(uuid(&row.user_id)?),
+                token_hash: row.token_hash,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+            };
+            Ok((reset, row.used_at.is_some()))
+        })
+        .transpose()
+    }
+
+    async fn complete_password_reset(
+        &self,
+        reset: &PasswordReset,
+        password_hash: &str,
+        audit: &warden_core::model::AuditEvent,
+    ) -> Result<(), Error> {
+        let txn = self.begin().await?;
+        // This reset must be live and unexpired at this instant; then every other one of the user dies too.
+        let spent = password_resets::Entity::update_many()
+            .col_expr(
+                password_resets::Column::UsedAt,
+                Expr::value(audit.created_at),
+            )
+            .filter(password_resets::Column::Id.eq(reset.id.to_string()))
+            .filter(password_resets::Column::UsedAt.is_null())
+            .filter(password_resets::Column::ExpiresAt.gt(audit.created_at))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if spent.rows_affected == 0 {
+            return Err(Error::FailedPrecondition("token: no longer valid".into()));
+        }
+        password_resets::Entity::update_many()
+            .col_expr(
+                password_resets::Column::UsedAt,
+                Expr::value(audit.created_at),
+            )
+            .filter(password_resets::Column::UserId.eq(reset.user_id.to_string()))
+            .filter(password_resets::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        let updated = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+            .filter(users::Column::Id.eq(reset.user_id.to_string()))
+            .filter(users::Column::Status.eq(UserStatus::Active.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if updated.rows_affected == 0 {
+            return Err(Error::FailedPrecondition("token: no longer valid".into()));
+        }
+        revoke_sessions(&txn, reset.user_id, None, audit.created_at).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)
+    }
+}
+
+/// Ends every live session of `user` except `keep`, inside the caller's transaction.
+async fn revoke_sessions(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    keep: Option<SessionId>,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let mut update = sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(at))
+        .filter(sessions::Column::UserId.eq(user.to_string()))
+        .filter(sessions::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(sessions::Column::Id.ne(keep.to_string()));
+    }
+    update.exec(db).await.map(|_| ()).map_err(internal)
 }

@@ -186,7 +186,7 @@ impl RoleService for Roles {
         );
         let role = state
             .store
-            .update_role(&role, &audit)
+            .update_role(&role, permissions, &audit)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::UpdateRoleResponse {

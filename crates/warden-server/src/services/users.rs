@@ -18,6 +18,7 @@ use warden_proto::v1::{self, user_service_server::UserService};
 use crate::{
     context::RequestContext,
     convert,
+    guard::AttemptKeys,
     secrets::{random_token, sha256_hex},
     state::{AppState, Caller, Shared, UserCaller},
     status::to_status,
@@ -54,13 +55,10 @@ impl AppState {
     /// acts on a user who holds more than they do.
     async fn acting(
         &self,
-        caller: &Caller,
+        caller: UserCaller,
         organization: OrganizationId,
         target: UserId,
     ) -> Result<Acting, Error> {
-        let caller = self
-            .member(caller, organization)
-            .map_err(|_| Error::NotFound("organization"))?;
         let target = self
             .store
             .find_user(organization, target)
@@ -263,7 +261,11 @@ impl UserService for Users {
         let organization_id = organization_id(&input.organization_id)?;
         let target = user_id(&input.user_id)?;
         let Acting { target, .. } = state
-            .acting(&caller, organization_id, target)
+            .acting(
+                state.member(&caller, organization_id)?,
+                organization_id,
+                target,
+            )
             .await
             .map_err(to_status)?;
         let organization = state
@@ -300,6 +302,7 @@ impl UserService for Users {
         request: Request<v1::AcceptInvitationRequest>,
     ) -> Result<Response<v1::AcceptInvitationResponse>, Status> {
         let state = &self.0;
+        state.rate_limit(&request)?;
         let context = RequestContext::of(&request);
         let input = request.into_inner();
         if input.token.is_empty() || input.token.len() > 200 {
@@ -454,6 +457,7 @@ impl UserService for Users {
         let organization_id = organization_id(&input.organization_id)?;
         let target = user_id(&input.user_id)?;
         let [first, last, grants, direct] = mask(input.update_mask.as_ref()).map_err(to_status)?;
+        state.member(&caller, organization_id)?; // Before anything that could tell another tenant apart.
         let organization = state
             .organization(organization_id)
             .await
@@ -464,7 +468,11 @@ impl UserService for Users {
             target,
             tree,
         } = state
-            .acting(&caller, organization_id, target)
+            .acting(
+                state.member(&caller, organization_id)?,
+                organization_id,
+                target,
+            )
             .await
             .map_err(to_status)?;
         let mut change = UserChange::default();
@@ -580,6 +588,20 @@ impl UserService for Users {
         let state = &self.0;
         let caller = state.authenticate(&request).await?;
         let context = RequestContext::of(&request);
+        let keys = match &caller {
+            Caller::User(user) => {
+                let user = state
+                    .store
+                    .find_user(user.organization, user.user)
+                    .await
+                    .map_err(to_status)?;
+                AttemptKeys::new(
+                    user.map(|user| user.email).as_deref().unwrap_or_default(),
+                    &request,
+                )
+            }
+            Caller::Operator | Caller::ApiKey { .. } => AttemptKeys::new("", &request),
+        };
         let input = request.into_inner();
         let organization = organization_id(&input.organization_id)?;
         let new_owner =
@@ -595,9 +617,6 @@ impl UserService for Users {
                 "only the owner can transfer ownership".into(),
             ))
         })?;
-        if input.password.chars().count() > state.policy.max_chars {
-            return Err(to_status(Error::Unauthenticated("password: incorrect")));
-        }
         let email = Email::parse("email", &owner.email).map_err(to_status)?;
         let hash = state
             .store
@@ -605,14 +624,10 @@ impl UserService for Users {
             .await
             .map_err(to_status)?
             .and_then(|(_, hash)| hash);
-        if !state
-            .passwords
-            .verify(input.password, hash)
+        state
+            .check_password(&keys, input.password, hash, "password: incorrect")
             .await
-            .map_err(to_status)?
-        {
-            return Err(to_status(Error::Unauthenticated("password: incorrect")));
-        }
+            .map_err(to_status)?;
         let now = Utc::now();
         let audit = context.audit(
             organization,
@@ -700,6 +715,7 @@ impl Users {
                 "delete",
             ),
         };
+        let me = state.member(&caller, organization_id)?;
         if let Lifecycle::Delete = lifecycle {
             let organization = state
                 .organization(organization_id)
@@ -707,10 +723,13 @@ impl Users {
                 .map_err(to_status)?;
             AppState::ensure_not_sso(&organization).map_err(to_status)?;
         }
-        let me = state.member(&caller, organization_id)?;
         ensure_not_self(me.user, target, verb).map_err(to_status)?;
         let Acting { target, .. } = state
-            .acting(&caller, organization_id, target)
+            .acting(
+                state.member(&caller, organization_id)?,
+                organization_id,
+                target,
+            )
             .await
             .map_err(to_status)?;
         let now = Utc::now();

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 mod m20261201_000001_initial;
 mod m20261201_000002_invitations_outbox_audit;
 mod m20261201_000003_groups;
+mod m20261201_000004_sessions_hardening;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_initial::Migration),
             Box::new(m20261201_000002_invitations_outbox_audit::Migration),
             Box::new(m20261201_000003_groups::Migration),
+            Box::new(m20261201_000004_sessions_hardening::Migration),
         ]
     }
 }

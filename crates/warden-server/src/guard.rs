@@ -1,0 +1,76 @@
+//! Abuse protection: a per-address rate limit on the RPCs that need no credentials (governor, a
+//! well-kept GCRA limiter), and the shared attempt throttle of every password or code check (SPEC §4).
+use std::{net::IpAddr, num::NonZeroU32};
+
+use chrono::Utc;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use tonic::{Request, Status};
+use warden_core::Error;
+
+use crate::{secrets::sha256_hex, state::AppState, status::to_status};
+
+pub type Limiter = DefaultKeyedRateLimiter<IpAddr>;
+
+/// Distinct addresses remembered before idle ones are dropped.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+pub fn limiter(per_minute: u32) -> Limiter {
+    let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    DefaultKeyedRateLimiter::keyed(Quota::per_minute(rate))
+}
+
+/// The throttle keys of one attempt: the account (its email, compared case-insensitively after
+/// trimming, stored only hashed) and the source address.
+pub struct AttemptKeys {
+    account: String,
+    address: String,
+}
+
+impl AttemptKeys {
+    pub fn new<T>(email: &str, request: &Request<T>) -> Self {
+        let address = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
+        Self {
+            account: format!("account:{}", sha256_hex(&email.trim().to_lowercase())),
+            address: format!("address:{address}"),
+        }
+    }
+}
+
+impl AppState {
+    /// RESOURCE_EXHAUSTED when the caller's address is over the unauthenticated rate.
+    pub fn rate_limit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(address) = request.remote_addr().map(|address| address.ip()) else {
+            return Ok(());
+        };
+        if self.limiter.len() > MAX_TRACKED_ADDRESSES {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&address).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            to_status(Error::Throttled { retry_after: wait })
+        })
+    }
+
+    /// Counts an attempt before the check it guards; refused while in back-off. A store failure
+    /// refuses too: the throttle fails closed.
+    pub async fn begin_attempt(&self, keys: &AttemptKeys) -> Result<(), Error> {
+        let wanted = [keys.account.clone(), keys.address.clone()];
+        match self.store.register_attempt(&wanted, Utc::now()).await? {
+            Some(retry_after) => Err(Error::Throttled {
+                retry_after: retry_after.to_std().unwrap_or_default(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// After a correct password or code the failures are no longer consecutive: both counters restart.
+    pub async fn attempt_succeeded(&self, keys: &AttemptKeys) -> Result<(), Error> {
+        self.store
+            .attempt_succeeded(&[keys.account.clone(), keys.address.clone()])
+            .await
+    }
+}

@@ -11,6 +11,7 @@ mod organizations;
 mod ownership;
 mod reflection;
 mod roles;
+mod second_factors;
 mod secrets;
 mod sessions;
 mod users;

@@ -431,6 +431,23 @@ pub fn grant(role: &str, entities: &[&str]) -> v1::Grant {
     }
 }
 
+/// The TOTP code of a base32 secret at `unix_seconds`, as an authenticator app would show it.
+pub fn totp_code(secret_base32: &str, unix_seconds: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32).expect("base32 secret");
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .build_noncompliant()
+        .generate(unix_seconds)
+        .to_string()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
 /// `message` with `authorization: Bearer <token>`.
 pub fn with_token<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);

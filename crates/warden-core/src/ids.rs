@@ -73,6 +73,14 @@ uuid_id!(
     /// A group of users sharing grants.
     GroupId
 );
+uuid_id!(
+    /// An enrolled second factor.
+    FactorId
+);
+uuid_id!(
+    /// A sign-in waiting for its second factor.
+    ChallengeId
+);
 
 /// A role: a predefined role's catalogue id (`admin`) or a custom role's UUID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     ids::{
-        ApiKeyId, AuditEventId, EntityId, GroupId, InvitationId, NotificationId, OrganizationId,
-        PermissionKey, RoleId, SessionId, UserId,
+        ApiKeyId, AuditEventId, ChallengeId, EntityId, FactorId, GroupId, InvitationId,
+        NotificationId, OrganizationId, PermissionKey, RoleId, SessionId, UserId,
     },
     validate::Email,
 };
@@ -368,6 +368,62 @@ pub enum RefreshOutcome {
     Reused,
     /// No such token, or its session has ended.
     Invalid,
+}
+
+/// An enrolled second factor. The TOTP secret is stored encrypted; codes are stored hashed.
+#[derive(Clone, PartialEq)]
+pub struct SecondFactor {
+    pub id: FactorId,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub method: SecondFactorMethod,
+    pub confirmed: bool,
+    pub phone_number: Option<String>,
+    /// TOTP only: the secret, encrypted with the server's secret key.
+    pub encrypted_secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SecondFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactor")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-time code waiting to be typed: its hash, what it is for and until when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingCode {
+    pub hash: String,
+    pub factor: FactorId,
+    pub expires_at: DateTime<Utc>,
+    pub failed_attempts: i64,
+}
+
+/// A sign-in whose password was right and which waits for a second factor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Challenge {
+    pub id: ChallengeId,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub failed_attempts: i64,
+    pub code: Option<PendingCode>,
+    pub completed: bool,
+}
+
+/// An admin-issued, single-use code that completes one sign-in (SPEC §4).
+#[derive(Clone, Debug)]
+pub struct RecoveryCode {
+    pub id: uuid::Uuid,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    pub code_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What creating an organisation writes, in one transaction.

@@ -8,13 +8,14 @@ use crate::{
     catalogue::PredefinedRole,
     decision::{EntityTree, Subject},
     ids::{
-        ApiKeyId, EntityId, GroupId, InvitationId, NotificationId, OrganizationId, RoleId,
-        SessionId, UserId,
+        ApiKeyId, ChallengeId, EntityId, FactorId, GroupId, InvitationId, NotificationId,
+        OrganizationId, RoleId, SessionId, UserId,
     },
     model::{
-        ApiKey, AuditEvent, AuditFilter, Entity, Grant, Group, Invitation, InvitationState,
-        NewOrganization, NewUser, Notification, Organization, OrganizationSettings, PasswordReset,
-        RefreshOutcome, Role, Session, SigningKey, User, UserChange, UserFilter, UserStatus,
+        ApiKey, AuditEvent, AuditFilter, Challenge, Entity, Grant, Group, Invitation,
+        InvitationState, NewOrganization, NewUser, Notification, Organization,
+        OrganizationSettings, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
+        SecondFactor, Session, SigningKey, User, UserChange, UserFilter, UserStatus,
     },
     validate::Email,
 };
@@ -321,6 +322,91 @@ pub trait SigningKeyStore: Send + Sync {
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), Error>;
 }
 
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// Writes an unconfirmed factor, with the code that confirms it (email/SMS) and its notification.
+    async fn create_factor(
+        &self,
+        factor: &SecondFactor,
+        confirmation: Option<(&PendingCode, &Notification)>,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    /// The user's factors, oldest first.
+    async fn list_factors(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<Vec<SecondFactor>, Error>;
+    /// A factor of this user, with its pending confirmation code.
+    async fn find_factor(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        factor: FactorId,
+    ) -> Result<Option<(SecondFactor, Option<PendingCode>)>, Error>;
+    /// Counts a wrong confirmation code; returns the failures so far.
+    async fn record_factor_failure(&self, factor: FactorId) -> Result<i64, Error>;
+    async fn confirm_factor(
+        &self,
+        factor: FactorId,
+        audit: &AuditEvent,
+    ) -> Result<SecondFactor, Error>;
+    async fn remove_factor(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        factor: FactorId,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    /// Records that a TOTP step was used: false when it (or a later one) was used already (no replay).
+    async fn use_totp_step(&self, factor: FactorId, step: i64) -> Result<bool, Error>;
+    /// Users among `users` with at least one confirmed factor.
+    async fn users_with_confirmed_factor(
+        &self,
+        organization: OrganizationId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, Error>;
+
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), Error>;
+    async fn find_challenge(&self, challenge: ChallengeId) -> Result<Option<Challenge>, Error>;
+    /// Replaces the challenge's pending code and queues its notification.
+    async fn set_challenge_code(
+        &self,
+        challenge: ChallengeId,
+        code: &PendingCode,
+        notification: &Notification,
+    ) -> Result<(), Error>;
+    /// Counts a wrong code; returns the failures so far.
+    async fn record_challenge_failure(&self, challenge: ChallengeId) -> Result<i64, Error>;
+    /// Marks the challenge done; false when it was done already (a concurrent completion won).
+    async fn complete_challenge(
+        &self,
+        challenge: ChallengeId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+
+    /// Stores a new recovery code and spends every earlier unused one of the user.
+    async fn issue_recovery_code(
+        &self,
+        code: &RecoveryCode,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    async fn has_recovery_code(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+    /// Spends a live recovery code of the user with this hash; false when there is none.
+    async fn use_recovery_code(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+}
+
 /// What the authorizer reads: one user's holdings and the organisation's entity tree.
 #[async_trait]
 pub trait SubjectSource: Send + Sync {
@@ -346,6 +432,7 @@ pub trait Store:
     + AuditStore
     + GroupStore
     + ThrottleStore
+    + FactorStore
 {
 }
 
@@ -361,5 +448,6 @@ impl<T> Store for T where
         + AuditStore
         + GroupStore
         + ThrottleStore
+        + FactorStore
 {
 }

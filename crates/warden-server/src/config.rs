@@ -30,6 +30,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// `WARDEN_OPERATOR_TOKEN`: unset means generated once into `<data_dir>/operator-token` (mode 0600).
     pub operator_token: Option<Secret>,
+    /// `WARDEN_SECRET_KEY`: 32 bytes, base64url, sealing TOTP secrets at rest; every replica needs the
+    /// same one. Unset means generated once into `<data_dir>/secret-key` (mode 0600).
+    pub secret_key: Option<Secret>,
     /// `WARDEN_DATA_DIR`: the embedded database and generated operator token live here.
     pub data_dir: PathBuf,
     /// `WARDEN_CATALOGUE_PATH`: a deployment's own permission catalogue; unset means the bundled one.
@@ -66,6 +69,7 @@ impl Default for Config {
             database_url: None,
             redis_url: None,
             operator_token: None,
+            secret_key: None,
             data_dir: PathBuf::from("./data"),
             catalogue_path: None,
             issuer: "warden".into(),
@@ -108,6 +112,7 @@ impl Config {
         config.operator_token = config
             .operator_token
             .filter(|token| !token.0.trim().is_empty());
+        config.secret_key = config.secret_key.filter(|key| !key.0.trim().is_empty());
         if config.access_token_ttl_seconds == 0 || config.access_token_ttl_seconds > 900 {
             return Err(Box::new(figment::Error::from(
                 "access_token_ttl_seconds: must be 1 to 900".to_owned(),

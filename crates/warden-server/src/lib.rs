@@ -3,7 +3,9 @@
 pub mod config;
 mod context;
 mod convert;
+mod crypto;
 mod delivery;
+mod factors;
 mod grants;
 mod guard;
 mod secrets;
@@ -165,7 +167,9 @@ async fn start(config: &Config) -> Result<AppState, Error> {
     }
     let operator_token = match &config.operator_token {
         Some(token) => token.clone(),
-        None => Secret(operator_token_file(&config.data_dir)?),
+        None => Secret(secret_file(&config.data_dir, "operator-token", || {
+            Ok(format!("wop_{}", secrets::random_token(32)?))
+        })?),
     };
     let tokens = TokenService::load(
         store.clone() as Arc<dyn warden_core::ports::SigningKeyStore>,
@@ -182,6 +186,14 @@ async fn start(config: &Config) -> Result<AppState, Error> {
         tokens,
         passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         policy: PasswordPolicy::new(config.password_min_chars, 256),
+        sealer: crypto::SecretBox::new(&match &config.secret_key {
+            Some(key) => key.0.clone(),
+            None => secret_file(
+                &config.data_dir,
+                "secret-key",
+                crypto::SecretBox::generate_key,
+            )?,
+        })?,
         operator_token,
         reset_ttl: chrono::Duration::seconds(
             i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,
@@ -194,28 +206,33 @@ async fn start(config: &Config) -> Result<AppState, Error> {
     })
 }
 
-/// Reads `<data_dir>/operator-token`, creating it (mode 0600) with a new random token the first time.
-fn operator_token_file(data_dir: &Path) -> Result<String, Error> {
+/// Reads `<data_dir>/<name>`, creating it (mode 0600) with `make()` the first time. `name` is a
+/// secret of the embedded default: production passes it in the environment instead.
+fn secret_file(
+    data_dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> Result<String, Error>,
+) -> Result<String, Error> {
     use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
     std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
-    let path = data_dir.join("operator-token");
+    let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
-        Ok(token) if !token.trim().is_empty() => {
-            tracing::info!(path = %path.display(), "operator token read from file");
-            return Ok(token.trim().to_owned());
+        Ok(value) if !value.trim().is_empty() => {
+            tracing::info!(path = %path.display(), "{name} read from file");
+            return Ok(value.trim().to_owned());
         }
         Ok(_) => return Err(Error::internal(format!("{} is empty", path.display()))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(Error::internal(error)),
     }
-    let token = format!("wop_{}", secrets::random_token(32)?);
+    let value = make()?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
         .map_err(Error::internal)?;
-    file.write_all(token.as_bytes()).map_err(Error::internal)?;
-    tracing::info!(path = %path.display(), "operator token generated");
-    Ok(token)
+    file.write_all(value.as_bytes()).map_err(Error::internal)?;
+    tracing::info!(path = %path.display(), "{name} generated");
+    Ok(value)
 }

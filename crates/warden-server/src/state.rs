@@ -33,6 +33,7 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub policy: PasswordPolicy,
     pub operator_token: Secret,
+    pub sealer: crate::crypto::SecretBox,
     pub refresh_ttl: chrono::Duration,
     pub reset_ttl: chrono::Duration,
     pub limiter: crate::guard::Limiter,

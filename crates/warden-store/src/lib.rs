@@ -3,6 +3,7 @@
 mod api_keys;
 mod audit;
 mod convert;
+mod factors;
 mod groups;
 mod migration;
 mod notifications;

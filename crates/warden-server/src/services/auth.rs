@@ -30,10 +30,10 @@ const BAD_CREDENTIALS: &str = "invalid email or password";
 pub struct Auth(pub Shared);
 
 /// A new access token and refresh token for a session.
-struct Tokens {
-    access_token: String,
-    refresh_token: String,
-    expires_at: DateTime<Utc>,
+pub(crate) struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl AppState {
@@ -74,7 +74,7 @@ impl AppState {
     }
 
     /// Starts a session for a user who proved who they are.
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         user: &User,
         context: &RequestContext,
@@ -111,7 +111,10 @@ impl AppState {
         })
     }
 
-    fn signed_in_user(&self, caller: &Caller) -> Result<crate::state::UserCaller, Status> {
+    pub(crate) fn signed_in_user(
+        &self,
+        caller: &Caller,
+    ) -> Result<crate::state::UserCaller, Status> {
         match caller {
             Caller::User(user) => Ok(*user),
             Caller::Operator | Caller::ApiKey { .. } => Err(to_status(Error::PermissionDenied(
@@ -181,6 +184,13 @@ impl AuthService for Auth {
                 return Err(to_status(Error::Unauthenticated(BAD_CREDENTIALS)));
             }
         };
+        if let Some(challenge) = state
+            .second_factor_challenge(&user, now)
+            .await
+            .map_err(to_status)?
+        {
+            return Ok(Response::new(challenge));
+        }
         let tokens = state
             .start_session(&user, &context, now)
             .await
@@ -419,51 +429,51 @@ impl AuthService for Auth {
 
     async fn send_second_factor_code(
         &self,
-        _request: Request<v1::SendSecondFactorCodeRequest>,
+        request: Request<v1::SendSecondFactorCodeRequest>,
     ) -> Result<Response<v1::SendSecondFactorCodeResponse>, Status> {
-        Err(not_yet("SendSecondFactorCode", 6))
+        self.send_code(request).await
     }
 
     async fn complete_second_factor(
         &self,
-        _request: Request<v1::CompleteSecondFactorRequest>,
+        request: Request<v1::CompleteSecondFactorRequest>,
     ) -> Result<Response<v1::CompleteSecondFactorResponse>, Status> {
-        Err(not_yet("CompleteSecondFactor", 6))
+        self.complete(request).await
     }
 
     async fn enroll_second_factor(
         &self,
-        _request: Request<v1::EnrollSecondFactorRequest>,
+        request: Request<v1::EnrollSecondFactorRequest>,
     ) -> Result<Response<v1::EnrollSecondFactorResponse>, Status> {
-        Err(not_yet("EnrollSecondFactor", 6))
+        self.enroll(request).await
     }
 
     async fn confirm_second_factor(
         &self,
-        _request: Request<v1::ConfirmSecondFactorRequest>,
+        request: Request<v1::ConfirmSecondFactorRequest>,
     ) -> Result<Response<v1::ConfirmSecondFactorResponse>, Status> {
-        Err(not_yet("ConfirmSecondFactor", 6))
+        self.confirm(request).await
     }
 
     async fn list_second_factors(
         &self,
-        _request: Request<v1::ListSecondFactorsRequest>,
+        request: Request<v1::ListSecondFactorsRequest>,
     ) -> Result<Response<v1::ListSecondFactorsResponse>, Status> {
-        Err(not_yet("ListSecondFactors", 6))
+        self.list_factors(request).await
     }
 
     async fn remove_second_factor(
         &self,
-        _request: Request<v1::RemoveSecondFactorRequest>,
+        request: Request<v1::RemoveSecondFactorRequest>,
     ) -> Result<Response<v1::RemoveSecondFactorResponse>, Status> {
-        Err(not_yet("RemoveSecondFactor", 6))
+        self.remove_factor(request).await
     }
 
     async fn issue_recovery_code(
         &self,
-        _request: Request<v1::IssueRecoveryCodeRequest>,
+        request: Request<v1::IssueRecoveryCodeRequest>,
     ) -> Result<Response<v1::IssueRecoveryCodeResponse>, Status> {
-        Err(not_yet("IssueRecoveryCode", 6))
+        self.issue_recovery_code(request).await
     }
 
     async fn sign_in_with_sso(

@@ -7,4 +7,5 @@ pub mod groups;
 pub mod notifications;
 pub mod organizations;
 pub mod roles;
+pub mod second_factors;
 pub mod users;

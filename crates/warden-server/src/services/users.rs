@@ -88,6 +88,41 @@ impl AppState {
         })
     }
 
+    /// Users as a list shows them: an active user is LOCKED while the organisation requires a second
+    /// factor they have not set up (SPEC §2).
+    async fn present(
+        &self,
+        organization: OrganizationId,
+        users: &[User],
+    ) -> Result<Vec<v1::User>, Error> {
+        let requires = self
+            .organization(organization)
+            .await?
+            .settings
+            .require_second_factor;
+        let ids: Vec<UserId> = users.iter().map(|user| user.id).collect();
+        let covered = if requires {
+            self.store
+                .users_with_confirmed_factor(organization, &ids)
+                .await?
+        } else {
+            vec![]
+        };
+        Ok(users
+            .iter()
+            .map(|user| {
+                let mut shown = convert::user(user);
+                if requires
+                    && shown.status() == v1::UserStatus::Active
+                    && !covered.contains(&user.id)
+                {
+                    shown.set_status(v1::UserStatus::Locked);
+                }
+                shown
+            })
+            .collect())
+    }
+
     fn new_invitation(
         &self,
         organization: &Organization,
@@ -380,9 +415,12 @@ impl UserService for Users {
             .await
             .map_err(to_status)?;
         let user = user.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        Ok(Response::new(v1::GetUserResponse {
-            user: Some(convert::user(&user)),
-        }))
+        let user = state
+            .present(organization, std::slice::from_ref(&user))
+            .await
+            .map_err(to_status)?
+            .pop();
+        Ok(Response::new(v1::GetUserResponse { user }))
     }
 
     async fn list_users(
@@ -440,8 +478,12 @@ impl UserService for Users {
             .await
             .map_err(to_status)?;
         let (users, next_page_token) = convert::paginate(users, limit, |user| user.id.to_string());
+        let users = state
+            .present(organization, &users)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(v1::ListUsersResponse {
-            users: users.iter().map(convert::user).collect(),
+            users,
             next_page_token,
         }))
     }

@@ -5,6 +5,7 @@ mod m20261201_000001_initial;
 mod m20261201_000002_invitations_outbox_audit;
 mod m20261201_000003_groups;
 mod m20261201_000004_sessions_hardening;
+mod m20261201_000005_second_factors;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_invitations_outbox_audit::Migration),
             Box::new(m20261201_000003_groups::Migration),
             Box::new(m20261201_000004_sessions_hardening::Migration),
+            Box::new(m20261201_000005_second_factors::Migration),
         ]
     }
 }

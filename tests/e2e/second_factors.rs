@@ -1,0 +1,516 @@
+//! Two-factor sign-in: TOTP, email and SMS codes from the outbox, policy, LOCKED users and
+//! recovery codes.
+use tonic::Code;
+use warden_proto::v1;
+use warden_tests::{
+    PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now, with_token,
+};
+
+async fn latest_code(server: &TestServer, kind: v1::NotificationKind, recipient: &str) -> String {
+    let pending = server.pending_notifications().await;
+    let found = pending
+        .iter()
+        .rev()
+        .find(|n| n.kind() == kind && n.recipient == recipient);
+    found
+        .unwrap_or_else(|| panic!("no {kind:?} for {recipient}"))
+        .code
+        .clone()
+}
+
+fn enroll(method: v1::SecondFactorMethod, phone: &str) -> v1::EnrollSecondFactorRequest {
+    v1::EnrollSecondFactorRequest {
+        method: method as i32,
+        phone_number: phone.into(),
+    }
+}
+
+fn complete(challenge: &str, code: &str) -> v1::CompleteSecondFactorRequest {
+    v1::CompleteSecondFactorRequest {
+        challenge_id: challenge.into(),
+        code: code.into(),
+    }
+}
+
+async fn challenge(server: &TestServer, email: &str) -> v1::SignInResponse {
+    let reply = server.sign_in(email, PASSWORD).await;
+    assert!(
+        reply.second_factor_required && reply.access_token.is_empty(),
+        "a challenge, not tokens"
+    );
+    reply
+}
+
+async fn settings(
+    server: &TestServer,
+    org: &TestOrg,
+    change: v1::UpdateOrganizationSettingsRequest,
+) {
+    let request = v1::UpdateOrganizationSettingsRequest {
+        organization_id: org.id.clone(),
+        ..change
+    };
+    server
+        .organizations()
+        .update_organization_settings(with_token(&org.owner_token, request))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_accepted_twice() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("read_only", &[])])
+        .await;
+    let mut auth = server.auth();
+    let enrolled = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Totp, ""),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        enrolled.otpauth_uri.starts_with("otpauth://totp/")
+            && enrolled.otpauth_uri.contains(&enrolled.totp_secret)
+    );
+    let factor = enrolled.factor.unwrap();
+    assert!(!factor.confirmed);
+    assert_eq!(
+        server
+            .db
+            .count(&format!(
+                "second_factors WHERE encrypted_secret LIKE '%{}%'",
+                enrolled.totp_secret
+            ))
+            .await,
+        0,
+        "sealed at rest"
+    );
+
+    let confirm = |code: String| v1::ConfirmSecondFactorRequest {
+        factor_id: factor.id.clone(),
+        code,
+    };
+    let error = auth
+        .confirm_second_factor(with_token(&alan.token, confirm("000000".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::Unauthenticated, "code: incorrect")
+    );
+    let now = unix_now();
+    let confirmed = auth
+        .confirm_second_factor(with_token(
+            &alan.token,
+            confirm(totp_code(&enrolled.totp_secret, now)),
+        ))
+        .await
+        .unwrap();
+    assert!(confirmed.into_inner().factor.unwrap().confirmed);
+
+    let first = challenge(&server, "alan@example.com").await;
+    assert_eq!(
+        first.factors.iter().map(|f| f.method()).collect::<Vec<_>>(),
+        [v1::SecondFactorMethod::Totp]
+    );
+    // The confirmation spent this step: its code is refused now, the next step's is taken (±1 step).
+    let error = auth
+        .complete_second_factor(complete(
+            &first.challenge_id,
+            &totp_code(&enrolled.totp_secret, now),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unauthenticated, "a replayed step");
+    let next = totp_code(&enrolled.totp_secret, now + 30);
+    let tokens = auth
+        .complete_second_factor(complete(&first.challenge_id, &next))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        server
+            .organizations()
+            .get_organization(with_token(
+                &tokens.access_token,
+                v1::GetOrganizationRequest {
+                    organization_id: org.id.clone()
+                }
+            ))
+            .await
+            .is_ok()
+    );
+    let error = auth
+        .complete_second_factor(complete(&first.challenge_id, &next))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound, "a challenge completes once");
+    let second = challenge(&server, "alan@example.com").await;
+    let error = auth
+        .complete_second_factor(complete(&second.challenge_id, &next))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Code::Unauthenticated,
+        "the same code on a new challenge is a replay"
+    );
+}
+
+#[tokio::test]
+async fn email_and_sms_codes_come_from_the_outbox_and_are_single_use() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("read_only", &[])])
+        .await;
+    let mut auth = server.auth();
+    let error = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Sms, "0151 123"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let sms = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Sms, "+4915112345678"),
+        ))
+        .await
+        .unwrap();
+    let sms = sms.into_inner().factor.unwrap();
+    assert_eq!(sms.phone_number, "************78");
+    let code = latest_code(&server, v1::NotificationKind::SmsCode, "+4915112345678").await;
+    assert_eq!(code.len(), 6);
+    let confirm = v1::ConfirmSecondFactorRequest {
+        factor_id: sms.id.clone(),
+        code,
+    };
+    auth.confirm_second_factor(with_token(&alan.token, confirm))
+        .await
+        .unwrap();
+    let email = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Email, ""),
+        ))
+        .await
+        .unwrap();
+    let email = email.into_inner().factor.unwrap();
+    let code = latest_code(&server, v1::NotificationKind::EmailCode, "alan@example.com").await;
+    auth.confirm_second_factor(with_token(
+        &alan.token,
+        v1::ConfirmSecondFactorRequest {
+            factor_id: email.id.clone(),
+            code,
+        },
+    ))
+    .await
+    .unwrap();
+
+    let reply = challenge(&server, "alan@example.com").await;
+    assert_eq!(reply.factors.len(), 2);
+    let send = v1::SendSecondFactorCodeRequest {
+        challenge_id: reply.challenge_id.clone(),
+        factor_id: email.id.clone(),
+    };
+    assert!(
+        auth.send_second_factor_code(send)
+            .await
+            .unwrap()
+            .into_inner()
+            .expire_time
+            .is_some()
+    );
+    let code = latest_code(&server, v1::NotificationKind::EmailCode, "alan@example.com").await;
+    let tokens = auth
+        .complete_second_factor(complete(&reply.challenge_id, &code))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!tokens.access_token.is_empty() && !tokens.refresh_token.is_empty());
+    let again = challenge(&server, "alan@example.com").await;
+    let error = auth
+        .complete_second_factor(complete(&again.challenge_id, &code))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Code::Unauthenticated,
+        "a code is bound to its challenge"
+    );
+    let foreign = v1::SendSecondFactorCodeRequest {
+        challenge_id: again.challenge_id.clone(),
+        factor_id: uuid::Uuid::now_v7().to_string(),
+    };
+    assert_eq!(
+        auth.send_second_factor_code(foreign)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_a_challenge() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("read_only", &[])])
+        .await;
+    let mut auth = server.auth();
+    let factor = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Email, ""),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let code = latest_code(&server, v1::NotificationKind::EmailCode, "alan@example.com").await;
+    let factor_id = factor.factor.unwrap().id;
+    auth.confirm_second_factor(with_token(
+        &alan.token,
+        v1::ConfirmSecondFactorRequest { factor_id, code },
+    ))
+    .await
+    .unwrap();
+    let reply = challenge(&server, "alan@example.com").await;
+    for attempt in 1..=5 {
+        let error = auth
+            .complete_second_factor(complete(&reply.challenge_id, "111111"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unauthenticated, "attempt {attempt}");
+    }
+    let error = auth
+        .complete_second_factor(complete(&reply.challenge_id, "111111"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::NotFound, "challenge not found")
+    );
+}
+
+async fn locked_member(server: &TestServer, org: &TestOrg) -> TestUser {
+    let alan = server
+        .member(org, "alan@example.com", vec![grant("read_only", &[])])
+        .await;
+    settings(
+        server,
+        org,
+        v1::UpdateOrganizationSettingsRequest {
+            require_second_factor: Some(true),
+            ..Default::default()
+        },
+    )
+    .await;
+    alan
+}
+
+#[tokio::test]
+async fn a_required_second_factor_locks_users_until_a_recovery_code_lets_them_in_once() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = locked_member(&server, &org).await;
+    let error = server.sign_in_error("alan@example.com", PASSWORD).await;
+    assert_eq!(error.code(), Code::FailedPrecondition);
+    let get = v1::GetUserRequest {
+        organization_id: org.id.clone(),
+        user_id: alan.id.clone(),
+    };
+    let shown = server
+        .users()
+        .get_user(with_token(&org.owner_token, get))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(shown.status(), v1::UserStatus::Locked);
+
+    let issue = v1::IssueRecoveryCodeRequest {
+        organization_id: org.id.clone(),
+        user_id: alan.id.clone(),
+    };
+    let error = server
+        .auth()
+        .issue_recovery_code(with_token(&alan.token, issue.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::PermissionDenied, "needs security.write");
+    let recovery = server
+        .auth()
+        .issue_recovery_code(with_token(&org.owner_token, issue))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(recovery.recovery_code.len() >= 22, "at least 128 bits");
+    assert_eq!(
+        server
+            .db
+            .count(&format!(
+                "recovery_codes WHERE code_hash = '{}'",
+                recovery.recovery_code
+            ))
+            .await,
+        0
+    );
+
+    let reply = challenge(&server, "alan@example.com").await;
+    assert!(
+        reply.factors.is_empty(),
+        "only the recovery code can complete it"
+    );
+    let tokens = server
+        .auth()
+        .complete_second_factor(complete(&reply.challenge_id, &recovery.recovery_code))
+        .await
+        .unwrap();
+    let access = tokens.into_inner().access_token;
+    // Back in: now the user enrols a factor of their own.
+    let enrolled = server
+        .auth()
+        .enroll_second_factor(with_token(
+            &access,
+            enroll(v1::SecondFactorMethod::Totp, ""),
+        ))
+        .await
+        .unwrap();
+    assert!(!enrolled.into_inner().totp_secret.is_empty());
+    let error = server.sign_in_error("alan@example.com", PASSWORD).await;
+    assert_eq!(
+        error.code(),
+        Code::FailedPrecondition,
+        "the recovery code was single use and no factor is confirmed yet"
+    );
+
+    let audit = v1::ListAuditEventsRequest {
+        organization_id: org.id.clone(),
+        target_id: alan.id.clone(),
+        ..Default::default()
+    };
+    let events = server
+        .audit()
+        .list_audit_events(with_token(&org.owner_token, audit))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "user.recovery_code_issued")
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.after_json.contains(&recovery.recovery_code))
+    );
+}
+
+#[tokio::test]
+async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_factors_stop_counting()
+ {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("read_only", &[])])
+        .await;
+    settings(
+        &server,
+        &org,
+        v1::UpdateOrganizationSettingsRequest {
+            allowed_second_factors: vec![v1::SecondFactorMethod::Totp as i32],
+            update_allowed_second_factors: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut auth = server.auth();
+    let error = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Email, ""),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::FailedPrecondition,
+            "method: email is not allowed by your organization"
+        )
+    );
+    let error = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Unspecified, ""),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+
+    let enrolled = auth
+        .enroll_second_factor(with_token(
+            &alan.token,
+            enroll(v1::SecondFactorMethod::Totp, ""),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let factor_id = enrolled.factor.unwrap().id;
+    let code = totp_code(&enrolled.totp_secret, unix_now());
+    auth.confirm_second_factor(with_token(
+        &alan.token,
+        v1::ConfirmSecondFactorRequest {
+            factor_id: factor_id.clone(),
+            code,
+        },
+    ))
+    .await
+    .unwrap();
+    let list = auth
+        .list_second_factors(with_token(
+            &alan.token,
+            v1::ListSecondFactorsRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.factors.len(), 1);
+    challenge(&server, "alan@example.com").await;
+    auth.remove_second_factor(with_token(
+        &alan.token,
+        v1::RemoveSecondFactorRequest {
+            factor_id: factor_id.clone(),
+        },
+    ))
+    .await
+    .unwrap();
+    assert!(
+        !server
+            .sign_in("alan@example.com", PASSWORD)
+            .await
+            .access_token
+            .is_empty(),
+        "no factor, no challenge"
+    );
+    let error = auth
+        .remove_second_factor(with_token(
+            &alan.token,
+            v1::RemoveSecondFactorRequest { factor_id },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+}

@@ -158,15 +158,3 @@ async fn tampered_foreign_and_malformed_tokens_are_unauthenticated() {
         )
     );
 }
-
-#[tokio::test]
-async fn rpcs_of_later_issues_say_so() {
-    let server = TestServer::start().await;
-    let request = v1::SignInWithSsoRequest {
-        organization_id: "x".into(),
-        id_token: "y".into(),
-    };
-    let error = server.auth().sign_in_with_sso(request).await.unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
-    assert!(error.message().contains("issue #6"), "{}", error.message());
-}

@@ -14,4 +14,5 @@ mod roles;
 mod second_factors;
 mod secrets;
 mod sessions;
+mod sso;
 mod users;

@@ -26,8 +26,6 @@ pub enum Error {
     Unauthenticated(&'static str),
     #[error("too many attempts, retry in {} seconds", (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))]
     Throttled { retry_after: Duration },
-    #[error("{0}")]
-    Unimplemented(&'static str),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -426,6 +426,33 @@ pub struct RecoveryCode {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An organisation's OpenID Connect provider (SPEC §4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SsoConfig {
+    pub organization_id: OrganizationId,
+    pub enabled: bool,
+    pub issuer: String,
+    pub client_id: String,
+    /// The provider's RFC 7517 JWK set, as configured.
+    pub jwks_json: String,
+    /// Given on all entities to users provisioned just in time.
+    pub default_role: RoleId,
+}
+
+/// A verified ID token's identity, as sign-in uses it.
+#[derive(Clone, Debug)]
+pub struct SsoIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// Present only when the provider says `email_verified: true`.
+    pub verified_email: Option<Email>,
+    pub first_name: String,
+    pub last_name: String,
+    /// SHA-256 of the ID token and its expiry: each token signs in once.
+    pub token_hash: String,
+    pub token_expires_at: DateTime<Utc>,
+}
+
 /// What creating an organisation writes, in one transaction.
 #[derive(Clone, Debug)]
 pub struct NewOrganization {

@@ -15,7 +15,8 @@ use crate::{
         ApiKey, AuditEvent, AuditFilter, Challenge, Entity, Grant, Group, Invitation,
         InvitationState, NewOrganization, NewUser, Notification, Organization,
         OrganizationSettings, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
-        SecondFactor, Session, SigningKey, User, UserChange, UserFilter, UserStatus,
+        SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
+        UserStatus,
     },
     validate::Email,
 };
@@ -407,6 +408,28 @@ pub trait FactorStore: Send + Sync {
     ) -> Result<bool, Error>;
 }
 
+#[async_trait]
+pub trait SsoStore: Send + Sync {
+    /// Stores the configuration and mirrors `enabled` into the organisation's settings, in one transaction.
+    async fn configure_sso(
+        &self,
+        config: &SsoConfig,
+        audit: &AuditEvent,
+    ) -> Result<Organization, Error>;
+    async fn find_sso(&self, organization: OrganizationId) -> Result<Option<SsoConfig>, Error>;
+    /// Finds the user of an identity, links it to the user with its verified email on the first
+    /// sign-in, or provisions a user with the default role, in one transaction that also spends the
+    /// token. `Unauthenticated` for a replayed token, an unverified email with no link, or an email
+    /// already linked to another identity.
+    async fn sso_sign_in(
+        &self,
+        config: &SsoConfig,
+        identity: &SsoIdentity,
+        new_user_id: UserId,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+}
+
 /// What the authorizer reads: one user's holdings and the organisation's entity tree.
 #[async_trait]
 pub trait SubjectSource: Send + Sync {
@@ -433,6 +456,7 @@ pub trait Store:
     + GroupStore
     + ThrottleStore
     + FactorStore
+    + SsoStore
 {
 }
 
@@ -449,5 +473,6 @@ impl<T> Store for T where
         + GroupStore
         + ThrottleStore
         + FactorStore
+        + SsoStore
 {
 }

@@ -11,7 +11,6 @@ pub fn to_status(error: Error) -> Status {
         Error::FailedPrecondition(_) => Code::FailedPrecondition,
         Error::Unauthenticated(_) => Code::Unauthenticated,
         Error::Throttled { .. } => Code::ResourceExhausted,
-        Error::Unimplemented(_) => Code::Unimplemented,
         Error::Internal(cause) => {
             tracing::error!(%cause, "internal error"); // The cause can name hosts or tables: log only.
             Code::Internal
@@ -26,11 +25,4 @@ pub fn to_status(error: Error) -> Status {
         }
     }
     status
-}
-
-/// For RPCs whose behaviour a later issue delivers.
-pub fn not_yet(rpc: &str, issue: u32) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not implemented yet: it arrives with issue #{issue}"
-    ))
 }

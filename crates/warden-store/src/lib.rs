@@ -11,6 +11,7 @@ mod organizations;
 mod roles;
 mod sessions;
 mod signing_keys;
+mod sso;
 mod subjects;
 mod tables;
 mod throttles;

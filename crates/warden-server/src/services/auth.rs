@@ -19,7 +19,7 @@ use crate::{
     guard::AttemptKeys,
     secrets::{random_token, sha256_hex},
     state::{AppState, Caller, Shared},
-    status::{not_yet, to_status},
+    status::to_status,
     tokens::TokenSubject,
 };
 
@@ -478,9 +478,9 @@ impl AuthService for Auth {
 
     async fn sign_in_with_sso(
         &self,
-        _request: Request<v1::SignInWithSsoRequest>,
+        request: Request<v1::SignInWithSsoRequest>,
     ) -> Result<Response<v1::SignInWithSsoResponse>, Status> {
-        Err(not_yet("SignInWithSso", 6))
+        self.sign_in_sso(request).await
     }
 }
 

@@ -8,4 +8,5 @@ pub mod notifications;
 pub mod organizations;
 pub mod roles;
 pub mod second_factors;
+pub mod sso;
 pub mod users;

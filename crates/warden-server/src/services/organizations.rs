@@ -16,7 +16,7 @@ use crate::{
     context::RequestContext,
     convert,
     state::{Caller, Shared},
-    status::{not_yet, to_status},
+    status::to_status,
 };
 
 /// Invitations live from a second (for tests of expiry) to 90 days.
@@ -269,9 +269,9 @@ impl OrganizationService for Organizations {
 
     async fn configure_sso(
         &self,
-        _request: Request<v1::ConfigureSsoRequest>,
+        request: Request<v1::ConfigureSsoRequest>,
     ) -> Result<Response<v1::ConfigureSsoResponse>, Status> {
-        Err(not_yet("ConfigureSso", 6))
+        self.configure(request).await
     }
 
     async fn reassign_ownership(

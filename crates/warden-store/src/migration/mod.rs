@@ -6,6 +6,7 @@ mod m20261201_000002_invitations_outbox_audit;
 mod m20261201_000003_groups;
 mod m20261201_000004_sessions_hardening;
 mod m20261201_000005_second_factors;
+mod m20261201_000006_sso;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_groups::Migration),
             Box::new(m20261201_000004_sessions_hardening::Migration),
             Box::new(m20261201_000005_second_factors::Migration),
+            Box::new(m20261201_000006_sso::Migration),
         ]
     }
 }

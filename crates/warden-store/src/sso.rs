@@ -1,0 +1,210 @@
+//! `SsoStore`: OpenID Connect configuration, identity linking and just-in-time provisioning.
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, OnConflict},
+};
+use uuid::Uuid;
+use warden_core::{
+    Error,
+    ids::{OrganizationId, RoleId, UserId},
+    model::{Actor, AuditEvent, Organization, SsoConfig, SsoIdentity, User, UserStatus},
+    ports::SsoStore,
+};
+
+use crate::{
+    SqlStore,
+    audit::insert_audit,
+    convert::{self, uuid},
+    internal, is_unique_violation,
+    tables::{organizations, sso_configs, sso_identities, sso_used_tokens, user_grants, users},
+    users::load_user,
+};
+
+fn config(row: sso_configs::Model) -> Result<SsoConfig, Error> {
+    Ok(SsoConfig {
+        organization_id: OrganizationId(uuid(&row.organization_id)?),
+        enabled: row.enabled,
+        issuer: row.issuer,
+        client_id: row.client_id,
+        jwks_json: row.jwks_json,
+        default_role: RoleId::new(row.default_role_id),
+    })
+}
+
+#[async_trait]
+impl SsoStore for SqlStore {
+    async fn configure_sso(
+        &self,
+        new: &SsoConfig,
+        audit: &AuditEvent,
+    ) -> Result<Organization, Error> {
+        let txn = self.begin().await?;
+        sso_configs::Entity::insert(sso_configs::ActiveModel {
+            organization_id: Set(new.organization_id.to_string()),
+            enabled: Set(new.enabled),
+            issuer: Set(new.issuer.clone()),
+            client_id: Set(new.client_id.clone()),
+            jwks_json: Set(new.jwks_json.clone()),
+            default_role_id: Set(new.default_role.to_string()),
+        })
+        .on_conflict(
+            OnConflict::column(sso_configs::Column::OrganizationId)
+                .update_columns([
+                    sso_configs::Column::Enabled,
+                    sso_configs::Column::Issuer,
+                    sso_configs::Column::ClientId,
+                    sso_configs::Column::JwksJson,
+                    sso_configs::Column::DefaultRoleId,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(internal)?;
+        organizations::Entity::update_many()
+            .col_expr(organizations::Column::SsoEnabled, Expr::value(new.enabled))
+            .filter(organizations::Column::Id.eq(new.organization_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
+        let row = organizations::Entity::find_by_id(new.organization_id.to_string())
+            .one(&txn)
+            .await
+            .map_err(internal)?;
+        let row = row.ok_or(Error::NotFound("organization"))?;
+        txn.commit().await.map_err(internal)?;
+        convert::organization(row)
+    }
+
+    async fn find_sso(&self, organization: OrganizationId) -> Result<Option<SsoConfig>, Error> {
+        let row = sso_configs::Entity::find_by_id(organization.to_string())
+            .one(&self.db)
+            .await
+            .map_err(internal)?;
+        row.map(config).transpose()
+    }
+
+    async fn sso_sign_in(
+        &self,
+        config: &SsoConfig,
+        identity: &SsoIdentity,
+        new_user_id: UserId,
+        audit: &AuditEvent,
+    ) -> Result<User, Error> {
+        let organization = config.organization_id.to_string();
+        let txn = self.begin().await?;
+        // Each ID token signs in once: a replay trips the primary key.
+        sso_used_tokens::Entity::insert(sso_used_tokens::ActiveModel {
+            token_hash: Set(identity.token_hash.clone()),
+            expires_at: Set(identity.token_expires_at),
+        })
+        .exec(&txn)
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                Error::Unauthenticated("id_token: already used")
+            } else {
+                internal(err)
+            }
+        })?;
+        let linked =
+            sso_identities::Entity::find_by_id((identity.issuer.clone(), identity.subject.clone()))
+                .filter(sso_identities::Column::OrganizationId.eq(organization.clone()))
+                .one(&txn)
+                .await
+                .map_err(internal)?;
+        let user_id = match linked {
+            Some(link) => link.user_id,
+            None => {
+                let email = identity
+                    .verified_email
+                    .as_ref()
+                    .ok_or(Error::Unauthenticated("id_token: email is not verified"))?;
+                let existing = users::Entity::find()
+                    .filter(users::Column::Email.eq(email.as_str()))
+                    .one(&txn)
+                    .await
+                    .map_err(internal)?;
+                let user_id = match existing {
+                    Some(user) if user.organization_id != organization => {
+                        return Err(Error::EmailInUse);
+                    }
+                    Some(user) => user.id,
+                    None => {
+                        users::Entity::insert(users::ActiveModel {
+                            id: Set(new_user_id.to_string()),
+                            organization_id: Set(organization.clone()),
+                            email: Set(email.as_str().to_owned()),
+                            first_name: Set(identity.first_name.clone()),
+                            last_name: Set(identity.last_name.clone()),
+                            status: Set(UserStatus::Active.as_str().to_owned()),
+                            owner_of: Set(None),
+                            password_hash: Set(None),
+                            created_at: Set(audit.created_at),
+                            last_login_at: Set(None),
+                            invitation_expires_at: Set(None),
+                        })
+                        .exec(&txn)
+                        .await
+                        .map_err(|err| {
+                            if is_unique_violation(&err) {
+                                Error::EmailInUse
+                            } else {
+                                internal(err)
+                            }
+                        })?;
+                        user_grants::Entity::insert(user_grants::ActiveModel {
+                            id: Set(Uuid::now_v7().to_string()),
+                            organization_id: Set(organization.clone()),
+                            user_id: Set(new_user_id.to_string()),
+                            role_id: Set(config.default_role.to_string()),
+                            entity_id: Set(None),
+                        })
+                        .exec(&txn)
+                        .await
+                        .map_err(internal)?;
+                        new_user_id.to_string()
+                    }
+                };
+                // One identity per user (a unique column): another `sub` with a linked email is refused.
+                sso_identities::Entity::insert(sso_identities::ActiveModel {
+                    issuer: Set(identity.issuer.clone()),
+                    subject: Set(identity.subject.clone()),
+                    organization_id: Set(organization.clone()),
+                    user_id: Set(user_id.clone()),
+                })
+                .exec(&txn)
+                .await
+                .map_err(|err| {
+                    if is_unique_violation(&err) {
+                        Error::Unauthenticated("id_token: the email belongs to another identity")
+                    } else {
+                        internal(err)
+                    }
+                })?;
+                user_id
+            }
+        };
+        let row = users::Entity::find_by_id(user_id)
+            .filter(users::Column::OrganizationId.eq(organization))
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::Unauthenticated("id_token: no such user"))?;
+        let user = load_user(&txn, row).await?;
+        if user.status != UserStatus::Active {
+            return Err(Error::Unauthenticated("id_token: the user may not sign in"));
+        }
+        let audit = AuditEvent {
+            actor: Actor::User(user.id),
+            target_id: user.id.to_string(),
+            ..audit.clone()
+        };
+        insert_audit(&txn, &audit).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(user)
+    }
+}

@@ -1,0 +1,394 @@
+//! Single sign-on: ID tokens signed with a test RSA key (tests/fixtures), verified, linked by
+//! verified email, provisioned just in time, and refused when wrong in any way.
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tonic::Code;
+use warden_proto::v1;
+use warden_tests::{PASSWORD, TestOrg, TestServer, grant, unix_now, with_token};
+
+const ISSUER: &str = "https://idp.example.com";
+const CLIENT_ID: &str = "warden-dashboard";
+const IDP_KEY: &str = include_str!("../fixtures/idp_rsa.pem");
+const IDP_JWKS: &str = include_str!("../fixtures/idp_jwks.json");
+const FOREIGN_KEY: &str = include_str!("../fixtures/foreign_rsa.pem");
+
+fn id_token(key: &str, claims: serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("idp-key-1".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn claims(sub: &str, email: &str, verified: bool) -> serde_json::Value {
+    let now = unix_now() as i64;
+    serde_json::json!({
+        "iss": ISSUER, "aud": CLIENT_ID, "sub": sub, "iat": now, "exp": now + 300,
+        "email": email, "email_verified": verified, "given_name": "Ida", "family_name": "Provider",
+    })
+}
+
+async fn configure(server: &TestServer, org: &TestOrg, enabled: bool) {
+    let request = v1::ConfigureSsoRequest {
+        organization_id: org.id.clone(),
+        enabled,
+        issuer: ISSUER.into(),
+        client_id: CLIENT_ID.into(),
+        jwks_json: IDP_JWKS.into(),
+        default_role_id: "analyst".into(),
+    };
+    server
+        .organizations()
+        .configure_sso(with_token(&org.owner_token, request))
+        .await
+        .unwrap();
+}
+
+async fn sso(
+    server: &TestServer,
+    org: &TestOrg,
+    token: String,
+) -> Result<v1::SignInWithSsoResponse, tonic::Status> {
+    let request = v1::SignInWithSsoRequest {
+        organization_id: org.id.clone(),
+        id_token: token,
+    };
+    server
+        .auth()
+        .sign_in_with_sso(request)
+        .await
+        .map(|reply| reply.into_inner())
+}
+
+#[tokio::test]
+async fn a_valid_id_token_provisions_a_user_with_the_default_role_and_signs_them_in_again() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let first = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-1", "ida@example.com", true)),
+    )
+    .await
+    .unwrap();
+    let list = v1::ListUsersRequest {
+        organization_id: org.id.clone(),
+        query: "ida@".into(),
+        ..Default::default()
+    };
+    let users = server
+        .users()
+        .list_users(with_token(&org.owner_token, list.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert_eq!(users.len(), 1);
+    let ida = &users[0];
+    assert_eq!(
+        (ida.status(), ida.grants.clone()),
+        (v1::UserStatus::Active, vec![grant("analyst", &[])])
+    );
+    let check = org.check(&ida.id, "pii.read", "");
+    assert!(
+        server
+            .authorization()
+            .check_permission(with_token(&org.api_key, check))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+    assert!(
+        server
+            .organizations()
+            .get_organization(with_token(
+                &first.access_token,
+                v1::GetOrganizationRequest {
+                    organization_id: org.id.clone()
+                }
+            ))
+            .await
+            .is_ok()
+    );
+
+    let again = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-1", "renamed@example.com", true)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !again.access_token.is_empty(),
+        "the (iss, sub) pair is the identity, not the email"
+    );
+    let users = server
+        .users()
+        .list_users(with_token(&org.owner_token, list))
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert_eq!(users.len(), 1, "no second user");
+}
+
+#[tokio::test]
+async fn tokens_with_a_wrong_audience_issuer_key_or_time_and_replays_are_refused() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let now = unix_now() as i64;
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut value = claims("sub-2", "ida@example.com", true);
+        change(&mut value);
+        id_token(IDP_KEY, value)
+    };
+    let bad = [
+        with(&|c| c["aud"] = "someone-else".into()),
+        with(&|c| c["iss"] = "https://evil.example.com".into()),
+        with(&|c| c["exp"] = (now - 120).into()),
+        with(&|c| c["iat"] = (now + 3600).into()),
+        id_token(FOREIGN_KEY, claims("sub-2", "ida@example.com", true)),
+        "not.a.token".to_owned(),
+    ];
+    for token in bad {
+        let error = sso(&server, &org, token).await.unwrap_err();
+        assert_eq!(
+            (error.code(), error.message()),
+            (Code::Unauthenticated, "id_token: invalid")
+        );
+    }
+    let token = id_token(IDP_KEY, claims("sub-2", "ida@example.com", true));
+    sso(&server, &org, token.clone()).await.unwrap();
+    let error = sso(&server, &org, token).await.unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::Unauthenticated, "id_token: already used")
+    );
+}
+
+#[tokio::test]
+async fn a_verified_email_links_an_existing_user_once_and_another_sub_is_refused() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("developer", &[])])
+        .await;
+    configure(&server, &org, true).await;
+    let error = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-alan", "alan@example.com", false)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::Unauthenticated, "id_token: email is not verified")
+    );
+    sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-alan", "alan@example.com", true)),
+    )
+    .await
+    .unwrap();
+    let get = v1::GetUserRequest {
+        organization_id: org.id.clone(),
+        user_id: alan.id.clone(),
+    };
+    let linked = server
+        .users()
+        .get_user(with_token(&org.owner_token, get))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(
+        linked.grants,
+        vec![grant("developer", &[])],
+        "linking keeps the user's own grants"
+    );
+    let error = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-impostor", "alan@example.com", true)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::Unauthenticated,
+            "id_token: the email belongs to another identity"
+        )
+    );
+    let other = server.create_organization("Globex").await;
+    let error = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-x", &other.owner_email, true)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Code::Unauthenticated,
+        "an email of another organisation is never taken over"
+    );
+}
+
+#[tokio::test]
+async fn while_sso_is_on_the_provider_owns_users_and_only_the_owner_signs_in_with_a_password() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("read_only", &[])])
+        .await;
+    let error = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("s", "ida@example.com", true)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Code::FailedPrecondition,
+        "off until configured"
+    );
+    configure(&server, &org, true).await;
+    let invite = v1::InviteUserRequest {
+        organization_id: org.id.clone(),
+        email: "new@example.com".into(),
+        first_name: "N".into(),
+        last_name: "U".into(),
+        grants: vec![grant("read_only", &[])],
+        direct_permissions: vec![],
+    };
+    let error = server
+        .users()
+        .invite_user(with_token(&org.owner_token, invite))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::FailedPrecondition,
+            "users are managed by your identity provider"
+        )
+    );
+    let delete = v1::DeleteUserRequest {
+        organization_id: org.id.clone(),
+        user_id: alan.id.clone(),
+    };
+    assert_eq!(
+        server
+            .users()
+            .delete_user(with_token(&org.owner_token, delete))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        server
+            .sign_in_error("alan@example.com", PASSWORD)
+            .await
+            .code(),
+        Code::FailedPrecondition
+    );
+    assert!(
+        !server
+            .sign_in(&org.owner_email, PASSWORD)
+            .await
+            .access_token
+            .is_empty(),
+        "the owner's break-glass password"
+    );
+
+    configure(&server, &org, false).await;
+    assert!(
+        !server
+            .sign_in("alan@example.com", PASSWORD)
+            .await
+            .access_token
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn sso_configuration_is_validated_and_needs_security_write() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let base = v1::ConfigureSsoRequest {
+        organization_id: org.id.clone(),
+        enabled: true,
+        issuer: ISSUER.into(),
+        client_id: CLIENT_ID.into(),
+        jwks_json: IDP_JWKS.into(),
+        default_role_id: "analyst".into(),
+    };
+    let cases = [
+        (
+            v1::ConfigureSsoRequest {
+                jwks_json: "{}".into(),
+                ..base.clone()
+            },
+            "jwks_json: must be an RFC 7517 JWK set",
+        ),
+        (
+            v1::ConfigureSsoRequest {
+                jwks_json: r#"{"keys":[]}"#.into(),
+                ..base.clone()
+            },
+            "jwks_json: must hold at least one key",
+        ),
+        (
+            v1::ConfigureSsoRequest {
+                issuer: String::new(),
+                ..base.clone()
+            },
+            "issuer: is required",
+        ),
+        (
+            v1::ConfigureSsoRequest {
+                default_role_id: "wizard".into(),
+                ..base.clone()
+            },
+            "default_role_id: unknown role",
+        ),
+        (
+            v1::ConfigureSsoRequest {
+                default_role_id: "owner".into(),
+                ..base.clone()
+            },
+            "default_role_id: owner comes only with ownership",
+        ),
+    ];
+    for (request, message) in cases {
+        let error = server
+            .organizations()
+            .configure_sso(with_token(&org.owner_token, request))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.code(), error.message()),
+            (Code::InvalidArgument, message)
+        );
+    }
+    let developer = server
+        .member(&org, "dev@example.com", vec![grant("developer", &[])])
+        .await;
+    let error = server
+        .organizations()
+        .configure_sso(with_token(&developer.token, base))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::PermissionDenied);
+}

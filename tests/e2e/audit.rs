@@ -47,6 +47,8 @@ async fn changes_and_sign_ins_are_audited_with_actor_target_and_origin() {
     }
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     for expected in [
+        "organization.created",
+        "api_key.created",
         "user.invited",
         "user.invitation_accepted",
         "user.signed_in",

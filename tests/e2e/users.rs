@@ -1099,3 +1099,110 @@ async fn another_organizations_users_are_not_found() {
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn role_and_entity_filters_see_groups_direct_permissions_and_segments() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let gmbh = server.create_entity(&org, "Acme GmbH", "").await;
+    let retail = server.create_entity(&org, "Retail", &gmbh).await;
+    let ltd = server.create_entity(&org, "Acme Ltd", "").await;
+    let grouped = server
+        .member(
+            &org,
+            "grouped@example.com",
+            vec![grant("read_only", &[&ltd])],
+        )
+        .await;
+    let direct = server
+        .invite(
+            &org,
+            &org.owner_token,
+            "direct@example.com",
+            vec![grant("read_only", &[&ltd])],
+        )
+        .await;
+    let update = v1::UpdateUserRequest {
+        organization_id: org.id.clone(),
+        user_id: direct.id.clone(),
+        direct_permissions: vec![v1::DirectPermission {
+            permission: "payments.read".into(),
+            entity_ids: vec![gmbh.clone()],
+            all_entities: false,
+        }],
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["direct_permissions".into()],
+        }),
+        ..Default::default()
+    };
+    server
+        .users()
+        .update_user(with_token(&org.owner_token, update))
+        .await
+        .unwrap();
+    let create = v1::CreateGroupRequest {
+        organization_id: org.id.clone(),
+        name: "Analysts".into(),
+        grants: vec![grant("analyst", &[&gmbh])],
+    };
+    let group = server
+        .groups()
+        .create_group(with_token(&org.owner_token, create))
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap();
+    let add = v1::AddGroupMemberRequest {
+        organization_id: org.id.clone(),
+        group_id: group.id,
+        user_id: grouped.id.clone(),
+    };
+    server
+        .groups()
+        .add_group_member(with_token(&org.owner_token, add))
+        .await
+        .unwrap();
+
+    let list = async |role: &str, entity: &str| {
+        let request = v1::ListUsersRequest {
+            organization_id: org.id.clone(),
+            role_id: role.into(),
+            entity_id: entity.into(),
+            ..Default::default()
+        };
+        let users = server
+            .users()
+            .list_users(with_token(&org.owner_token, request))
+            .await
+            .unwrap()
+            .into_inner()
+            .users;
+        let mut emails: Vec<String> = users
+            .into_iter()
+            .map(|u| u.email)
+            .filter(|e| !e.starts_with("owner-"))
+            .collect();
+        emails.sort();
+        emails
+    };
+    assert_eq!(
+        list("analyst", "").await,
+        ["grouped@example.com"],
+        "a role held through a group"
+    );
+    assert_eq!(
+        list("", &retail).await,
+        ["direct@example.com", "grouped@example.com"],
+        "a segment is reached through its legal entity"
+    );
+    assert_eq!(
+        list("analyst", &ltd).await,
+        Vec::<String>::new(),
+        "role and entity must meet in one grant"
+    );
+    assert_eq!(
+        list("read_only", &ltd).await,
+        ["direct@example.com", "grouped@example.com"]
+    );
+}

@@ -29,11 +29,12 @@ pub trait OrganizationStore: Send + Sync {
         &self,
         new: &NewOrganization,
         roles: &[Role],
+        audit: &AuditEvent,
     ) -> Result<(Organization, User), Error>;
     async fn find_organization(&self, id: OrganizationId) -> Result<Option<Organization>, Error>;
     /// `NotFound("parent_entity_id")` when the parent is not in the organisation;
     /// `FailedPrecondition` when it is itself a segment.
-    async fn create_entity(&self, entity: &Entity) -> Result<Entity, Error>;
+    async fn create_entity(&self, entity: &Entity, audit: &AuditEvent) -> Result<Entity, Error>;
     async fn update_settings(
         &self,
         organization: OrganizationId,
@@ -296,7 +297,12 @@ pub trait ThrottleStore: Send + Sync {
 
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
-    async fn create_api_key(&self, key: &ApiKey, secret_hash: &str) -> Result<ApiKey, Error>;
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        secret_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<ApiKey, Error>;
     /// The key with this prefix and its secret hash, revoked or not.
     async fn find_api_key(&self, prefix: &str) -> Result<Option<(ApiKey, String)>, Error>;
     /// Newest first, after the cursor.
@@ -313,6 +319,7 @@ pub trait ApiKeyStore: Send + Sync {
         organization: OrganizationId,
         id: ApiKeyId,
         at: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<ApiKey, Error>;
 }
 

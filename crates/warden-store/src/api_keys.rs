@@ -5,11 +5,11 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use warden_core::{
     Error,
     ids::{ApiKeyId, OrganizationId},
-    model::ApiKey,
+    model::{ApiKey, AuditEvent},
     ports::ApiKeyStore,
 };
 
-use crate::{SqlStore, convert::uuid, internal, tables::api_keys};
+use crate::{SqlStore, audit::insert_audit, convert::uuid, internal, tables::api_keys};
 
 fn api_key(row: api_keys::Model) -> Result<(ApiKey, String), Error> {
     let key = ApiKey {
@@ -26,7 +26,13 @@ fn api_key(row: api_keys::Model) -> Result<(ApiKey, String), Error> {
 
 #[async_trait]
 impl ApiKeyStore for SqlStore {
-    async fn create_api_key(&self, key: &ApiKey, secret_hash: &str) -> Result<ApiKey, Error> {
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        secret_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<ApiKey, Error> {
+        let txn = self.begin().await?;
         let row = api_keys::Entity::insert(api_keys::ActiveModel {
             id: Set(key.id.to_string()),
             organization_id: Set(key.organization_id.to_string()),
@@ -37,9 +43,11 @@ impl ApiKeyStore for SqlStore {
             last_used_at: Set(None),
             revoked_at: Set(None),
         })
-        .exec_with_returning(&self.db)
+        .exec_with_returning(&txn)
         .await
         .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)?;
         Ok(api_key(row)?.0)
     }
 
@@ -90,6 +98,7 @@ impl ApiKeyStore for SqlStore {
         organization: OrganizationId,
         id: ApiKeyId,
         at: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<ApiKey, Error> {
         let txn = self.begin().await?;
         let row = api_keys::Entity::find_by_id(id.to_string())
@@ -107,6 +116,7 @@ impl ApiKeyStore for SqlStore {
                 .await
                 .map_err(internal)?
         };
+        insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)?;
         Ok(api_key(row)?.0)
     }

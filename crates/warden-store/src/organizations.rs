@@ -27,6 +27,7 @@ impl OrganizationStore for SqlStore {
         &self,
         new: &NewOrganization,
         roles: &[Role],
+        audit: &AuditEvent,
     ) -> Result<(Organization, User), Error> {
         let org = &new.organization;
         let txn = self.begin().await?;
@@ -81,6 +82,7 @@ impl OrganizationStore for SqlStore {
             .exec_with_returning(&txn)
             .await
             .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)?; // An early `?` drops `txn` uncommitted: rolled back.
         Ok((org.clone(), convert::user(owner, vec![grant], vec![])?))
     }
@@ -93,7 +95,7 @@ impl OrganizationStore for SqlStore {
         row.map(convert::organization).transpose()
     }
 
-    async fn create_entity(&self, entity: &Entity) -> Result<Entity, Error> {
+    async fn create_entity(&self, entity: &Entity, audit: &AuditEvent) -> Result<Entity, Error> {
         let txn = self.begin().await?;
         if let Some(parent) = entity.parent {
             let parent = entities::Entity::find_by_id(parent.to_string())
@@ -118,6 +120,7 @@ impl OrganizationStore for SqlStore {
         .exec_with_returning(&txn)
         .await
         .map_err(internal)?;
+        insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)?;
         convert::entity(row)
     }

@@ -29,7 +29,10 @@ use crate::{
     convert::{self, uuid},
     internal, is_unique_violation,
     notifications::insert_notification,
-    tables::{direct_permissions, invitations, password_resets, sessions, user_grants, users},
+    tables::{
+        direct_permissions, entities, group_grants, group_members, invitations, password_resets,
+        sessions, user_grants, users,
+    },
 };
 
 /// Users with their grants, in three queries whatever their number.
@@ -545,27 +548,80 @@ impl UserStore for SqlStore {
             ),
             StatusFilter::Is(status) => query.filter(users::Column::Status.eq(status.as_str())),
         };
-        if let Some(role) = &filter.role {
-            let holders = Query::select()
+        if filter.role.is_some() || filter.entity.is_some() {
+            // A user holds a role, or reaches an entity, directly or through a group; an entity is
+            // reached by a grant on it, on its legal entity, or on all entities.
+            let lineage: Option<Vec<String>> = match filter.entity {
+                None => None,
+                Some(entity) => {
+                    let row = entities::Entity::find_by_id(entity.to_string())
+                        .filter(entities::Column::OrganizationId.eq(organization.to_string()))
+                        .one(&self.db)
+                        .await
+                        .map_err(internal)?;
+                    Some(row.map_or_else(
+                        || vec![entity.to_string()],
+                        |row| std::iter::once(row.id).chain(row.parent_id).collect(),
+                    ))
+                }
+            };
+            let reaches = |column: sea_orm::sea_query::SimpleExpr,
+                           null: sea_orm::sea_query::SimpleExpr| {
+                match &lineage {
+                    None => Condition::all(),
+                    Some(ids) => Condition::any().add(column.is_in(ids.clone())).add(null),
+                }
+            };
+            let org = organization.to_string();
+            let mut direct = Query::select()
                 .column(user_grants::Column::UserId)
                 .from(user_grants::Entity)
-                .and_where(user_grants::Column::OrganizationId.eq(organization.to_string()))
-                .and_where(user_grants::Column::RoleId.eq(role.as_str()))
+                .and_where(user_grants::Column::OrganizationId.eq(org.clone()))
+                .cond_where(reaches(
+                    Expr::col(user_grants::Column::EntityId),
+                    user_grants::Column::EntityId.is_null(),
+                ))
                 .to_owned();
-            query = query.filter(users::Column::Id.in_subquery(holders));
-        }
-        if let Some(entity) = filter.entity {
-            let holders = Query::select()
-                .column(user_grants::Column::UserId)
-                .from(user_grants::Entity)
-                .and_where(user_grants::Column::OrganizationId.eq(organization.to_string()))
-                .cond_where(
-                    Condition::any()
-                        .add(user_grants::Column::EntityId.eq(entity.to_string()))
-                        .add(user_grants::Column::EntityId.is_null()),
+            let mut grouped = Query::select()
+                .column((group_members::Entity, group_members::Column::UserId))
+                .from(group_members::Entity)
+                .inner_join(
+                    group_grants::Entity,
+                    Expr::col((group_grants::Entity, group_grants::Column::GroupId))
+                        .equals((group_members::Entity, group_members::Column::GroupId)),
                 )
+                .and_where(
+                    Expr::col((group_members::Entity, group_members::Column::OrganizationId))
+                        .eq(org.clone()),
+                )
+                .cond_where(reaches(
+                    Expr::col((group_grants::Entity, group_grants::Column::EntityId)),
+                    Expr::col((group_grants::Entity, group_grants::Column::EntityId)).is_null(),
+                ))
                 .to_owned();
-            query = query.filter(users::Column::Id.in_subquery(holders));
+            if let Some(role) = &filter.role {
+                direct.and_where(user_grants::Column::RoleId.eq(role.as_str()));
+                grouped.and_where(
+                    Expr::col((group_grants::Entity, group_grants::Column::RoleId))
+                        .eq(role.as_str()),
+                );
+            }
+            let mut holders = Condition::any()
+                .add(users::Column::Id.in_subquery(direct))
+                .add(users::Column::Id.in_subquery(grouped));
+            if filter.role.is_none() {
+                let permissions = Query::select()
+                    .column(direct_permissions::Column::UserId)
+                    .from(direct_permissions::Entity)
+                    .and_where(direct_permissions::Column::OrganizationId.eq(org))
+                    .cond_where(reaches(
+                        Expr::col(direct_permissions::Column::EntityId),
+                        direct_permissions::Column::EntityId.is_null(),
+                    ))
+                    .to_owned();
+                holders = holders.add(users::Column::Id.in_subquery(permissions));
+            }
+            query = query.filter(holders);
         }
         if let Some(text) = &filter.query {
             let pattern = like_pattern(text);

@@ -11,6 +11,7 @@ use warden_core::{
 use warden_proto::v1::{self, api_key_service_server::ApiKeyService};
 
 use crate::{
+    context::RequestContext,
     convert,
     secrets::{random_bytes, random_token, sha256_hex},
     state::{API_KEY_PREFIX, Shared},
@@ -29,6 +30,7 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
         let state = &self.0;
         let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
         let input = request.into_inner();
         let organization =
             OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
@@ -55,9 +57,20 @@ impl ApiKeyService for ApiKeys {
             last_used_at: None,
             revoked_at: None,
         };
+        let after = serde_json::json!({ "name": key.name, "prefix": key.prefix }).to_string();
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "api_key.created",
+            "api_key",
+            key.id.to_string(),
+            None,
+            Some(after),
+            key.created_at,
+        );
         let key = state
             .store
-            .create_api_key(&key, &sha256_hex(&secret))
+            .create_api_key(&key, &sha256_hex(&secret), &audit)
             .await
             .map_err(to_status)?;
         tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key created");
@@ -106,6 +119,7 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<v1::RevokeApiKeyResponse>, Status> {
         let state = &self.0;
         let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
         let input = request.into_inner();
         let organization =
             OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
@@ -113,9 +127,20 @@ impl ApiKeyService for ApiKeys {
         state
             .require(&caller, organization, PERMISSION, Target::Organization)
             .await?;
+        let now = Utc::now();
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "api_key.revoked",
+            "api_key",
+            id.to_string(),
+            None,
+            None,
+            now,
+        );
         let key = state
             .store
-            .revoke_api_key(organization, id, Utc::now())
+            .revoke_api_key(organization, id, now, &audit)
             .await
             .map_err(to_status)?;
         tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key revoked");

@@ -34,6 +34,7 @@ impl OrganizationService for Organizations {
         let state = &self.0;
         let caller = state.authenticate(&request).await?;
         state.require_operator(&caller)?;
+        let context = RequestContext::of(&request);
         let input = request.into_inner();
         let name = validate::name("name", &input.name, 200).map_err(to_status)?;
         let email = Email::parse("owner_email", &input.owner_email).map_err(to_status)?;
@@ -78,9 +79,20 @@ impl OrganizationService for Organizations {
             owner_last_name: last_name,
             owner_password_hash: hash,
         };
+        let after = serde_json::json!({ "name": new.organization.name, "owner_user_id": new.owner_id.to_string() });
+        let audit = context.audit(
+            new.organization.id,
+            caller.actor(),
+            "organization.created",
+            "organization",
+            new.organization.id.to_string(),
+            None,
+            Some(after.to_string()),
+            now,
+        );
         let (organization, owner) = state
             .store
-            .create_organization(&new, &roles)
+            .create_organization(&new, &roles, &audit)
             .await
             .map_err(to_status)?;
         tracing::info!(organization_id = %organization.id, owner_id = %owner.id, "organization created");
@@ -194,6 +206,7 @@ impl OrganizationService for Organizations {
     ) -> Result<Response<v1::CreateEntityResponse>, Status> {
         let state = &self.0;
         let caller = state.authenticate(&request).await?;
+        let context = RequestContext::of(&request);
         let input = request.into_inner();
         let organization =
             OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
@@ -227,9 +240,20 @@ impl OrganizationService for Organizations {
             parent,
             created_at: now,
         };
+        let after = serde_json::json!({ "name": entity.name, "parent_entity_id": entity.parent.map(|id| id.to_string()) });
+        let audit = context.audit(
+            organization,
+            caller.actor(),
+            "entity.created",
+            "entity",
+            entity.id.to_string(),
+            None,
+            Some(after.to_string()),
+            now,
+        );
         let entity = state
             .store
-            .create_entity(&entity)
+            .create_entity(&entity, &audit)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::CreateEntityResponse {

@@ -1206,3 +1206,77 @@ async fn role_and_entity_filters_see_groups_direct_permissions_and_segments() {
         ["direct@example.com", "grouped@example.com"]
     );
 }
+
+#[tokio::test]
+async fn an_admin_of_one_legal_entity_reads_its_people_and_only_theirs() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let gmbh = server.create_entity(&org, "Acme GmbH", "").await;
+    let ltd = server.create_entity(&org, "Acme Ltd", "").await;
+    let local = server
+        .member(&org, "local@example.com", vec![grant("admin", &[&gmbh])])
+        .await;
+    let here = server
+        .invite(
+            &org,
+            &org.owner_token,
+            "here@example.com",
+            vec![grant("analyst", &[&gmbh])],
+        )
+        .await;
+    let there = server
+        .invite(
+            &org,
+            &org.owner_token,
+            "there@example.com",
+            vec![grant("analyst", &[&ltd])],
+        )
+        .await;
+    let mut users = server.users();
+    let get = |id: &str| v1::GetUserRequest {
+        organization_id: org.id.clone(),
+        user_id: id.into(),
+    };
+    assert!(
+        users
+            .get_user(with_token(&local.token, get(&here.id)))
+            .await
+            .is_ok()
+    );
+    let error = users
+        .get_user(with_token(&local.token, get(&there.id)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::PermissionDenied, "requires users.read")
+    );
+    let on = |entity: &str| v1::ListUsersRequest {
+        organization_id: org.id.clone(),
+        entity_id: entity.into(),
+        ..Default::default()
+    };
+    let listed = users
+        .list_users(with_token(&local.token, on(&gmbh)))
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert!(listed.iter().any(|u| u.id == here.id) && listed.iter().all(|u| u.id != there.id));
+    assert_eq!(
+        users
+            .list_users(with_token(&local.token, on(&ltd)))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        users
+            .list_users(with_token(&local.token, on("")))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+}

@@ -7,10 +7,10 @@ use warden_core::{
     ids::{EntityId, InvitationId, NotificationId, OrganizationId, RoleId, UserId},
     model::{
         Actor, Invitation, InvitationState, NewUser, Notification, NotificationKind, Organization,
-        StatusFilter, User, UserChange, UserFilter, UserStatus,
+        Scope, StatusFilter, User, UserChange, UserFilter, UserStatus,
     },
     page,
-    rules::{ensure_holds, ensure_may_act_on, ensure_not_self},
+    rules::{Wanted, ensure_holds, ensure_may_act_on, ensure_not_self},
     validate::{self, Email},
 };
 use warden_proto::v1::{self, user_service_server::UserService};
@@ -406,15 +406,45 @@ impl UserService for Users {
         let input = request.into_inner();
         let organization = organization_id(&input.organization_id)?;
         let user = user_id(&input.user_id)?;
-        state
-            .require(&caller, organization, "users.read", Target::Organization)
-            .await?;
+        let me = state.member(&caller, organization)?;
         let user = state
             .store
             .find_user(organization, user)
             .await
             .map_err(to_status)?;
         let user = user.ok_or_else(|| to_status(Error::NotFound("user")))?;
+        // users.read wherever the user's access reaches: an admin of one legal entity reads its people.
+        let them = state
+            .store
+            .load_subject(organization, user.id)
+            .await
+            .map_err(to_status)?;
+        let wanted: Vec<Wanted> = them
+            .map(|subject| {
+                subject
+                    .holdings
+                    .into_iter()
+                    .map(|holding| Wanted::new("users.read", holding.scope))
+                    .collect()
+            })
+            .filter(|wanted: &Vec<Wanted>| !wanted.is_empty())
+            .unwrap_or_else(|| vec![Wanted::new("users.read", Scope::All)]);
+        let mine = state
+            .store
+            .load_subject(organization, me.user)
+            .await
+            .map_err(to_status)?;
+        let tree = state
+            .store
+            .load_entity_tree(organization)
+            .await
+            .map_err(to_status)?;
+        ensure_holds(
+            &mine.ok_or_else(|| to_status(Error::NotFound("user")))?,
+            &wanted,
+            &tree,
+        )
+        .map_err(|_| to_status(Error::PermissionDenied("requires users.read".into())))?;
         let user = state
             .present(organization, std::slice::from_ref(&user))
             .await
@@ -431,8 +461,13 @@ impl UserService for Users {
         let caller = state.authenticate(&request).await?;
         let input = request.into_inner();
         let organization = organization_id(&input.organization_id)?;
+        // Organisation-wide users.read lists everyone; users.read on an entity lists that entity's users.
+        let scope = match input.entity_id.as_str() {
+            "" => Target::Organization,
+            id => Target::Entity(EntityId::parse("entity_id", id).map_err(to_status)?),
+        };
         state
-            .require(&caller, organization, "users.read", Target::Organization)
+            .require(&caller, organization, "users.read", scope)
             .await?;
         let limit = page::page_size(input.page_size).map_err(to_status)?;
         let before_id = convert::parse_page_token(&input.page_token)

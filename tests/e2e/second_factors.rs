@@ -299,6 +299,15 @@ async fn five_wrong_codes_end_a_challenge() {
         (error.code(), error.message()),
         (Code::NotFound, "challenge not found")
     );
+    // A right password does not wipe the code failures: codes are counted on their own.
+    challenge(&server, "alan@example.com").await;
+    assert_eq!(
+        server
+            .db
+            .count("throttles WHERE key LIKE 'code:account:%' AND failures = 5")
+            .await,
+        1
+    );
 }
 
 async fn locked_member(server: &TestServer, org: &TestOrg) -> TestUser {

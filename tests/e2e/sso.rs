@@ -392,3 +392,47 @@ async fn sso_configuration_is_validated_and_needs_security_write() {
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn only_the_owner_configures_sso_and_the_owner_is_never_linked_by_email() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let iam = server
+        .member(&org, "iam@example.com", vec![grant("admin", &[])])
+        .await;
+    let request = v1::ConfigureSsoRequest {
+        organization_id: org.id.clone(),
+        enabled: true,
+        issuer: ISSUER.into(),
+        client_id: CLIENT_ID.into(),
+        jwks_json: IDP_JWKS.into(),
+        default_role_id: "read_only".into(),
+    };
+    let error = server
+        .organizations()
+        .configure_sso(with_token(&iam.token, request))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::PermissionDenied,
+            "only the owner can configure single sign-on"
+        )
+    );
+    configure(&server, &org, true).await;
+    let error = sso(
+        &server,
+        &org,
+        id_token(IDP_KEY, claims("sub-owner", &org.owner_email, true)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::Unauthenticated,
+            "id_token: the owner cannot be linked by email"
+        )
+    );
+}

@@ -291,8 +291,9 @@ pub trait ThrottleStore: Send + Sync {
         keys: &[String],
         now: DateTime<Utc>,
     ) -> Result<Option<chrono::Duration>, Error>;
-    /// After a success: the failures under these keys are no longer consecutive, so they are forgotten.
-    async fn attempt_succeeded(&self, keys: &[String]) -> Result<(), Error>;
+    /// After a success: forgets the failures of `clear` (the account) and takes back the one attempt
+    /// counted under `forgive` (the address), so a success never wipes an address's failures.
+    async fn attempt_succeeded(&self, clear: &str, forgive: &str) -> Result<(), Error>;
 }
 
 #[async_trait]
@@ -424,6 +425,12 @@ pub trait SsoStore: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<Organization, Error>;
     async fn find_sso(&self, organization: OrganizationId) -> Result<Option<SsoConfig>, Error>;
+    /// Whether the user has an identity at the organisation's provider.
+    async fn is_sso_linked(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, Error>;
     /// Finds the user of an identity, links it to the user with its verified email on the first
     /// sign-in, or provisions a user with the default role, in one transaction that also spends the
     /// token. `Unauthenticated` for a replayed token, an unverified email with no link, or an email

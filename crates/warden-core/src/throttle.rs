@@ -6,8 +6,11 @@ use chrono::{DateTime, Duration, Utc};
 
 /// Failures before the first back-off.
 pub const FREE_ATTEMPTS: i64 = 4;
-/// The longest back-off, and how long a quiet counter is remembered.
+/// The longest back-off.
 pub const MAX_DELAY_SECONDS: i64 = 15 * 60;
+/// How long a quiet counter is remembered: far longer than the longest back-off, so waiting one out
+/// never restarts the count with free attempts.
+pub const FORGET_AFTER_SECONDS: i64 = 24 * 3600;
 
 /// One key's counter as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,10 +37,22 @@ pub fn delay_after(failures: i64) -> Duration {
     Duration::seconds((1i64 << exponent).min(MAX_DELAY_SECONDS))
 }
 
+/// The counter after a success took back its own attempt: one failure fewer, and the back-off of the
+/// failures left.
+pub fn forgive_one(counter: Counter) -> Counter {
+    let failures = (counter.failures - 1).max(0);
+    let delay = delay_after(failures);
+    Counter {
+        failures,
+        locked_until: (delay > Duration::zero()).then(|| counter.last_attempt_at + delay),
+        ..counter
+    }
+}
+
 /// Registers one attempt at `now` against `stored`.
 pub fn register(stored: Option<Counter>, now: DateTime<Utc>) -> Verdict {
     let current = stored
-        .filter(|counter| now - counter.last_attempt_at < Duration::seconds(MAX_DELAY_SECONDS));
+        .filter(|counter| now - counter.last_attempt_at < Duration::seconds(FORGET_AFTER_SECONDS));
     if let Some(until) = current.and_then(|counter| counter.locked_until)
         && until > now
     {
@@ -94,7 +109,7 @@ mod tests {
             register(stored, now),
             Verdict::Proceed(Counter { failures: 6, .. })
         ));
-        let later = start + Duration::seconds(MAX_DELAY_SECONDS + 1);
+        let later = start + Duration::seconds(FORGET_AFTER_SECONDS + 1);
         assert!(matches!(
             register(stored, later),
             Verdict::Proceed(Counter { failures: 1, .. })

@@ -19,6 +19,14 @@ pub fn limiter(per_minute: u32) -> Limiter {
     DefaultKeyedRateLimiter::keyed(Quota::per_minute(rate))
 }
 
+/// What an attempt checks: passwords and codes are counted apart, so a right password never clears
+/// the failures of second-factor codes.
+#[derive(Clone, Copy)]
+pub enum Check {
+    Password,
+    Code,
+}
+
 /// The throttle keys of one attempt: the account (its email, compared case-insensitively after
 /// trimming, stored only hashed) and the source address.
 pub struct AttemptKeys {
@@ -27,13 +35,20 @@ pub struct AttemptKeys {
 }
 
 impl AttemptKeys {
-    pub fn new<T>(email: &str, request: &Request<T>) -> Self {
+    pub fn new<T>(check: Check, email: &str, request: &Request<T>) -> Self {
+        let kind = match check {
+            Check::Password => "password",
+            Check::Code => "code",
+        };
         let address = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
         Self {
-            account: format!("account:{}", sha256_hex(&email.trim().to_lowercase())),
-            address: format!("address:{address}"),
+            account: format!(
+                "{kind}:account:{}",
+                sha256_hex(&email.trim().to_lowercase())
+            ),
+            address: format!("{kind}:address:{address}"),
         }
     }
 }
@@ -67,10 +82,11 @@ impl AppState {
         }
     }
 
-    /// After a correct password or code the failures are no longer consecutive: both counters restart.
+    /// After a correct password or code: the account starts afresh; the address only gets this
+    /// attempt back, so one good account never clears an address that guesses at others.
     pub async fn attempt_succeeded(&self, keys: &AttemptKeys) -> Result<(), Error> {
         self.store
-            .attempt_succeeded(&[keys.account.clone(), keys.address.clone()])
+            .attempt_succeeded(&keys.account, &keys.address)
             .await
     }
 }

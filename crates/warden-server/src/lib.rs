@@ -171,11 +171,20 @@ async fn start(config: &Config) -> Result<AppState, Error> {
             Ok(format!("wop_{}", secrets::random_token(32)?))
         })?),
     };
+    let sealer = crypto::SecretBox::new(&match &config.secret_key {
+        Some(key) => key.0.clone(),
+        None => secret_file(
+            &config.data_dir,
+            "secret-key",
+            crypto::SecretBox::generate_key,
+        )?,
+    })?;
     let tokens = TokenService::load(
         store.clone() as Arc<dyn warden_core::ports::SigningKeyStore>,
         config.issuer.clone(),
         config.audience.clone(),
         config.access_token_ttl_seconds,
+        sealer.clone(),
     )
     .await?;
     let store: Arc<dyn Store> = store;
@@ -186,14 +195,7 @@ async fn start(config: &Config) -> Result<AppState, Error> {
         tokens,
         passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         policy: PasswordPolicy::new(config.password_min_chars, 256),
-        sealer: crypto::SecretBox::new(&match &config.secret_key {
-            Some(key) => key.0.clone(),
-            None => secret_file(
-                &config.data_dir,
-                "secret-key",
-                crypto::SecretBox::generate_key,
-            )?,
-        })?,
+        sealer,
         operator_token,
         reset_ttl: chrono::Duration::seconds(
             i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,

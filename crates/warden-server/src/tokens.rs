@@ -15,7 +15,7 @@ use warden_core::{
     ports::SigningKeyStore,
 };
 
-use crate::secrets::random_bytes;
+use crate::{crypto::SecretBox, secrets::random_bytes};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -39,20 +39,22 @@ pub struct TokenSubject {
 pub struct TokenService {
     store: Arc<dyn SigningKeyStore>,
     keys: RwLock<Vec<SigningKey>>,
+    sealer: SecretBox,
     issuer: String,
     audience: String,
     ttl: chrono::Duration,
 }
 
-/// A new Ed25519 key; its `kid` is random so concurrent replicas never collide.
-pub fn generate_key(now: DateTime<Utc>) -> Result<SigningKey, Error> {
+/// A new Ed25519 key, its private half sealed with the server's secret key; its `kid` is random so
+/// concurrent replicas never collide.
+pub fn generate_key(now: DateTime<Utc>, sealer: &SecretBox) -> Result<SigningKey, Error> {
     let signing = ed25519_dalek::SigningKey::from_bytes(&random_bytes::<32>()?);
     let der = signing
         .to_pkcs8_der()
         .map_err(|err| Error::internal(err.to_string()))?;
     Ok(SigningKey {
         kid: URL_SAFE_NO_PAD.encode(random_bytes::<12>()?),
-        private_der: der.as_bytes().to_vec(),
+        private_der: sealer.seal(der.as_bytes())?.into_bytes(),
         public_key: signing.verifying_key().to_bytes().to_vec(),
         created_at: now,
     })
@@ -84,10 +86,14 @@ impl TokenService {
         issuer: String,
         audience: String,
         ttl_seconds: u64,
+        sealer: SecretBox,
     ) -> Result<Self, Error> {
         let mut keys = store.signing_keys().await?;
         if keys.is_empty() {
-            match store.insert_signing_key(&generate_key(Utc::now())?).await {
+            match store
+                .insert_signing_key(&generate_key(Utc::now(), &sealer)?)
+                .await
+            {
                 // Another replica starting at the same time won: use its key.
                 Ok(()) | Err(Error::AlreadyExists(_)) => {}
                 Err(error) => return Err(error),
@@ -98,6 +104,7 @@ impl TokenService {
         Ok(Self {
             store,
             keys: RwLock::new(live_keys(keys, Utc::now(), ttl)),
+            sealer,
             issuer,
             audience,
             ttl,
@@ -132,7 +139,11 @@ impl TokenService {
         let token = jsonwebtoken::encode(
             &header,
             &claims,
-            &EncodingKey::from_ed_der(&key.private_der),
+            &EncodingKey::from_ed_der(
+                &self
+                    .sealer
+                    .open(std::str::from_utf8(&key.private_der).map_err(Error::internal)?)?,
+            ),
         )
         .map_err(|err| Error::internal(err.to_string()))?;
         Ok((token, expires_at))
@@ -176,7 +187,7 @@ impl TokenService {
     /// Adds a new signing key; it signs from now on, and the previous ones verify until their last
     /// tokens have expired.
     pub async fn rotate(&self, now: DateTime<Utc>) -> Result<String, Error> {
-        let key = generate_key(now)?;
+        let key = generate_key(now, &self.sealer)?;
         self.store.insert_signing_key(&key).await?;
         self.reload(now).await?;
         Ok(key.kid)
@@ -197,8 +208,9 @@ impl TokenService {
             .map(|key| key.public_key.clone())
     }
 
-    /// The RFC 7517 JWK set of every key still in the database.
-    pub async fn jwks_json(&self) -> String {
+    /// The RFC 7517 JWK set of every live key, re-read so a rotation on any replica shows at once.
+    pub async fn jwks_json(&self) -> Result<String, Error> {
+        self.reload(Utc::now()).await?;
         let keys: Vec<_> = self
             .keys
             .read()
@@ -211,7 +223,7 @@ impl TokenService {
                 })
             })
             .collect();
-        serde_json::json!({ "keys": keys }).to_string()
+        Ok(serde_json::json!({ "keys": keys }).to_string())
     }
 }
 

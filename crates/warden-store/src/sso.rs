@@ -87,6 +87,20 @@ impl SsoStore for SqlStore {
         row.map(config).transpose()
     }
 
+    async fn is_sso_linked(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, Error> {
+        let row = sso_identities::Entity::find()
+            .filter(sso_identities::Column::OrganizationId.eq(organization.to_string()))
+            .filter(sso_identities::Column::UserId.eq(user.to_string()))
+            .one(&self.db)
+            .await
+            .map_err(internal)?;
+        Ok(row.is_some())
+    }
+
     async fn sso_sign_in(
         &self,
         config: &SsoConfig,
@@ -110,12 +124,14 @@ impl SsoStore for SqlStore {
                 internal(err)
             }
         })?;
-        let linked =
-            sso_identities::Entity::find_by_id((identity.issuer.clone(), identity.subject.clone()))
-                .filter(sso_identities::Column::OrganizationId.eq(organization.clone()))
-                .one(&txn)
-                .await
-                .map_err(internal)?;
+        let linked = sso_identities::Entity::find_by_id((
+            organization.clone(),
+            identity.issuer.clone(),
+            identity.subject.clone(),
+        ))
+        .one(&txn)
+        .await
+        .map_err(internal)?;
         let user_id = match linked {
             Some(link) => link.user_id,
             None => {
@@ -131,6 +147,12 @@ impl SsoStore for SqlStore {
                 let user_id = match existing {
                     Some(user) if user.organization_id != organization => {
                         return Err(Error::EmailInUse);
+                    }
+                    // The owner is never taken over by email: their account stays theirs (break-glass).
+                    Some(user) if user.owner_of.is_some() => {
+                        return Err(Error::Unauthenticated(
+                            "id_token: the owner cannot be linked by email",
+                        ));
                     }
                     Some(user) => user.id,
                     None => {

@@ -84,12 +84,34 @@ impl ThrottleStore for SqlStore {
         Ok(None)
     }
 
-    async fn attempt_succeeded(&self, keys: &[String]) -> Result<(), Error> {
+    async fn attempt_succeeded(&self, clear: &str, forgive: &str) -> Result<(), Error> {
+        let txn = self.begin().await?;
         throttles::Entity::delete_many()
-            .filter(throttles::Column::Key.is_in(keys.iter().cloned()))
-            .exec(&self.db)
+            .filter(throttles::Column::Key.eq(clear))
+            .exec(&txn)
             .await
-            .map(|_| ())
-            .map_err(internal)
+            .map_err(internal)?;
+        if let Some(row) = throttles::Entity::find_by_id(forgive.to_owned())
+            .one(&txn)
+            .await
+            .map_err(internal)?
+        {
+            let counter = throttle::forgive_one(Counter {
+                failures: row.failures,
+                last_attempt_at: row.last_attempt_at,
+                locked_until: row.locked_until,
+            });
+            throttles::Entity::update_many()
+                .col_expr(throttles::Column::Failures, Expr::value(counter.failures))
+                .col_expr(
+                    throttles::Column::LockedUntil,
+                    Expr::value(counter.locked_until),
+                )
+                .filter(throttles::Column::Key.eq(forgive))
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+        }
+        txn.commit().await.map_err(internal)
     }
 }

@@ -16,7 +16,7 @@ use warden_proto::v1::{self, auth_service_server::AuthService};
 use crate::{
     context::RequestContext,
     convert,
-    guard::AttemptKeys,
+    guard::{AttemptKeys, Check},
     secrets::{random_token, sha256_hex},
     state::{AppState, Caller, Shared},
     status::to_status,
@@ -111,6 +111,33 @@ impl AppState {
         })
     }
 
+    /// False when the organisation now requires a second factor the user lacks, or hands sign-in to
+    /// SSO (the owner keeps their break-glass session).
+    async fn may_keep_session(&self, user: &User) -> Result<bool, Error> {
+        let organization = self
+            .store
+            .find_organization(user.organization_id)
+            .await?
+            .ok_or(Error::NotFound("organization"))?;
+        // A user signed in through SSO leaves second factors to the provider.
+        let linked = organization.settings.sso_enabled
+            && self
+                .store
+                .is_sso_linked(user.organization_id, user.id)
+                .await?;
+        if organization.settings.sso_enabled && !user.owner && !linked {
+            return Ok(false);
+        }
+        if organization.settings.require_second_factor && !linked {
+            let covered = self
+                .store
+                .users_with_confirmed_factor(user.organization_id, &[user.id])
+                .await?;
+            return Ok(!covered.is_empty());
+        }
+        Ok(true)
+    }
+
     pub(crate) fn signed_in_user(
         &self,
         caller: &Caller,
@@ -133,7 +160,7 @@ impl AuthService for Auth {
         let state = &self.0;
         state.rate_limit(&request)?;
         let context = RequestContext::of(&request);
-        let keys = AttemptKeys::new(&request.get_ref().email, &request);
+        let keys = AttemptKeys::new(Check::Password, &request.get_ref().email, &request);
         let input = request.into_inner();
         // A malformed email cannot belong to anyone: it still costs one hash, then fails like the rest.
         let found = match Email::parse("email", &input.email) {
@@ -207,10 +234,11 @@ impl AuthService for Auth {
 
     async fn get_jwks(
         &self,
-        _request: Request<v1::GetJwksRequest>,
+        request: Request<v1::GetJwksRequest>,
     ) -> Result<Response<v1::GetJwksResponse>, Status> {
+        self.0.rate_limit(&request)?; // Each call reads the database.
         Ok(Response::new(v1::GetJwksResponse {
-            keys_json: self.0.tokens.jwks_json().await,
+            keys_json: self.0.tokens.jwks_json().await.map_err(to_status)?,
         }))
     }
 
@@ -240,13 +268,20 @@ impl AuthService for Auth {
             }
             RefreshOutcome::Invalid => return Err(invalid()),
         };
-        // The user may have been suspended since: a refresh is no way around that.
+        // The user may have been suspended since, locked out by a new 2FA requirement, or handed to
+        // SSO: a refresh is no way around any of that.
         let user = state
             .store
             .find_user(session.organization_id, session.user_id)
             .await
             .map_err(to_status)?;
-        if !user.is_some_and(|user| user.status == UserStatus::Active) {
+        let may_continue = match &user {
+            Some(user) if user.status == UserStatus::Active => {
+                state.may_keep_session(user).await.map_err(to_status)?
+            }
+            _ => false,
+        };
+        if !may_continue {
             state
                 .store
                 .revoke_session(session.id, now)
@@ -291,7 +326,7 @@ impl AuthService for Auth {
             .await
             .map_err(to_status)?;
         let user = user.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        let keys = AttemptKeys::new(&user.email, &request);
+        let keys = AttemptKeys::new(Check::Password, &user.email, &request);
         let input = request.into_inner();
         let email = Email::parse("email", &user.email).map_err(to_status)?;
         let hash = state

@@ -19,7 +19,7 @@ use crate::{
     context::RequestContext,
     convert,
     factors::{self, CHALLENGE_TTL_MINUTES, CODE_TTL_MINUTES, MAX_CODE_FAILURES},
-    guard::AttemptKeys,
+    guard::{AttemptKeys, Check},
     secrets::random_token,
     services::auth::Auth,
     state::AppState,
@@ -97,14 +97,7 @@ impl AppState {
                 "sign in with your organization's identity provider".into(),
             ));
         }
-        let allowed = &organization.settings.allowed_second_factors;
-        let usable: Vec<SecondFactor> = self
-            .store
-            .list_factors(user.organization_id, user.id)
-            .await?
-            .into_iter()
-            .filter(|factor| factor.confirmed && allowed.contains(&factor.method))
-            .collect();
+        let usable = self.usable_factors(user).await?;
         if usable.is_empty() && !organization.settings.require_second_factor {
             return Ok(None);
         }
@@ -138,6 +131,24 @@ impl AppState {
             challenge_id: challenge.id.to_string(),
             factors: usable.iter().map(message).collect(),
         }))
+    }
+
+    /// The user's confirmed factors whose method the organisation allows.
+    async fn usable_factors(&self, user: &User) -> Result<Vec<SecondFactor>, Error> {
+        let organization = self
+            .store
+            .find_organization(user.organization_id)
+            .await?
+            .ok_or(Error::NotFound("organization"))?;
+        let allowed = organization.settings.allowed_second_factors;
+        let factors = self
+            .store
+            .list_factors(user.organization_id, user.id)
+            .await?;
+        Ok(factors
+            .into_iter()
+            .filter(|factor| factor.confirmed && allowed.contains(&factor.method))
+            .collect())
     }
 
     /// A challenge that can still be completed, and its user.
@@ -205,14 +216,10 @@ impl Auth {
             .await
             .map_err(to_status)?;
         let factor_id = FactorId::parse("factor_id", &input.factor_id).map_err(to_status)?;
-        let found = state
-            .store
-            .find_factor(user.organization_id, user.id, factor_id)
-            .await
-            .map_err(to_status)?;
-        let factor = found
-            .map(|(factor, _)| factor)
-            .filter(|factor| factor.confirmed && factor.method != SecondFactorMethod::Totp)
+        let usable = state.usable_factors(&user).await.map_err(to_status)?;
+        let factor = usable
+            .into_iter()
+            .find(|factor| factor.id == factor_id && factor.method != SecondFactorMethod::Totp)
             .ok_or_else(|| to_status(Error::NotFound("factor")))?;
         let code = factors::new_code().map_err(to_status)?;
         let pending = PendingCode {
@@ -244,7 +251,7 @@ impl Auth {
             .open_challenge(&request.get_ref().challenge_id, now)
             .await
             .map_err(to_status)?;
-        let keys = AttemptKeys::new(&user.email, &request);
+        let keys = AttemptKeys::new(Check::Code, &user.email, &request);
         let code = request.into_inner().code.trim().to_owned();
         if code.is_empty() || code.len() > 100 {
             return Err(to_status(Error::invalid(
@@ -253,21 +260,16 @@ impl Auth {
             )));
         }
         state.begin_attempt(&keys).await.map_err(to_status)?;
+        // Only confirmed factors of a method the organisation still allows complete a sign-in.
+        let usable = state.usable_factors(&user).await.map_err(to_status)?;
         let sent_code = challenge.code.as_ref().is_some_and(|pending| {
             pending.expires_at > now
+                && usable.iter().any(|factor| factor.id == pending.factor)
                 && pending.hash == factors::code_hash(&challenge.id.to_string(), &code)
         });
         let accepted = sent_code
             || state
-                .accept_totp(
-                    &state
-                        .store
-                        .list_factors(user.organization_id, user.id)
-                        .await
-                        .map_err(to_status)?,
-                    &code,
-                    now,
-                )
+                .accept_totp(&usable, &code, now)
                 .await
                 .map_err(to_status)?
             || state
@@ -427,6 +429,7 @@ impl Auth {
             .await
             .map_err(to_status)?;
         let keys = AttemptKeys::new(
+            Check::Code,
             user.map(|user| user.email).as_deref().unwrap_or_default(),
             &request,
         );

@@ -104,7 +104,10 @@ fn verify(
     {
         return Err(invalid());
     }
-    Ok((claims, sha256_hex(token)))
+    // The signing input, not the whole token: a re-encoded signature (ECDSA's high-S twin) must not
+    // make a spent token look new.
+    let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
+    Ok((claims, sha256_hex(signed)))
 }
 
 impl Organizations {
@@ -126,6 +129,18 @@ impl Organizations {
                 Target::Organization,
             )
             .await?;
+        // Whoever configures the provider can mint any identity it vouches for: only the owner may.
+        let owner = state
+            .store
+            .find_user(organization, me.user)
+            .await
+            .map_err(to_status)?
+            .is_some_and(|user| user.owner);
+        if !owner {
+            return Err(to_status(Error::PermissionDenied(
+                "only the owner can configure single sign-on".into(),
+            )));
+        }
         let issuer = validate::name("issuer", &input.issuer, 500).map_err(to_status)?;
         let client_id = validate::name("client_id", &input.client_id, 200).map_err(to_status)?;
         jwks(&input.jwks_json).map_err(to_status)?;

@@ -18,7 +18,7 @@ use warden_proto::v1::{self, user_service_server::UserService};
 use crate::{
     context::RequestContext,
     convert,
-    guard::AttemptKeys,
+    guard::{AttemptKeys, Check},
     secrets::{random_token, sha256_hex},
     state::{AppState, Caller, Shared, UserCaller},
     status::to_status,
@@ -673,11 +673,14 @@ impl UserService for Users {
                     .await
                     .map_err(to_status)?;
                 AttemptKeys::new(
+                    Check::Password,
                     user.map(|user| user.email).as_deref().unwrap_or_default(),
                     &request,
                 )
             }
-            Caller::Operator | Caller::ApiKey { .. } => AttemptKeys::new("", &request),
+            Caller::Operator | Caller::ApiKey { .. } => {
+                AttemptKeys::new(Check::Password, "", &request)
+            }
         };
         let input = request.into_inner();
         let organization = organization_id(&input.organization_id)?;

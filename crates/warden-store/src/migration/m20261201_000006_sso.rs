@@ -30,11 +30,16 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table("sso_identities")
+                    .col(string("organization_id"))
                     .col(string("issuer"))
                     .col(string("subject"))
-                    .col(string("organization_id"))
                     .col(string("user_id").unique_key())
-                    .primary_key(Index::create().col("issuer").col("subject"))
+                    .primary_key(
+                        Index::create()
+                            .col("organization_id")
+                            .col("issuer")
+                            .col("subject"),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_sso_identities_user")

@@ -158,3 +158,31 @@ async fn tampered_foreign_and_malformed_tokens_are_unauthenticated() {
         )
     );
 }
+
+#[tokio::test]
+async fn an_expired_access_token_is_unauthenticated() {
+    let db = warden_tests::TestDatabase::fresh().await;
+    let server = TestServer::start_with(db, |config| config.access_token_ttl_seconds = 1).await;
+    let org = server.create_organization("Acme").await;
+    let request = || v1::GetOrganizationRequest {
+        organization_id: org.id.clone(),
+    };
+    assert!(
+        server
+            .organizations()
+            .get_organization(with_token(&org.owner_token, request()))
+            .await
+            .is_ok()
+    );
+    // One second of life plus the five seconds of leeway for clock skew.
+    tokio::time::sleep(std::time::Duration::from_millis(7_100)).await;
+    let error = server
+        .organizations()
+        .get_organization(with_token(&org.owner_token, request()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::Unauthenticated, "invalid or expired access token")
+    );
+}

@@ -192,6 +192,26 @@ pub fn paginate<T>(mut items: Vec<T>, limit: u64, key: impl Fn(&T) -> String) ->
     (items, next)
 }
 
+/// Which of an update's `fields` a field mask names; an empty or absent mask names them all.
+pub fn update_mask<const N: usize>(
+    mask: Option<&prost_types::FieldMask>,
+    fields: [&str; N],
+) -> Result<[bool; N], Error> {
+    let paths = mask.map(|mask| mask.paths.as_slice()).unwrap_or_default();
+    if paths.is_empty() {
+        return Ok([true; N]);
+    }
+    let mut chosen = [false; N];
+    for path in paths {
+        let index = fields
+            .iter()
+            .position(|field| field == path)
+            .ok_or_else(|| Error::invalid("update_mask", format!("unknown field {path:?}")))?;
+        chosen[index] = true;
+    }
+    Ok(chosen)
+}
+
 /// `None` for the first page; a token not made by `page_token` is INVALID_ARGUMENT.
 pub fn parse_page_token(token: &str) -> Result<Option<String>, Error> {
     if token.is_empty() {

@@ -215,24 +215,9 @@ impl GroupService for Groups {
         let context = RequestContext::of(&request);
         let input = request.into_inner();
         let (organization, id) = ids(&input.organization_id, &input.group_id)?;
-        let paths = input
-            .update_mask
-            .as_ref()
-            .map(|mask| mask.paths.clone())
-            .unwrap_or_default();
-        if let Some(unknown) = paths
-            .iter()
-            .find(|path| !["name", "grants"].contains(&path.as_str()))
-        {
-            return Err(to_status(Error::invalid(
-                "update_mask",
-                format!("unknown field {unknown:?}"),
-            )));
-        }
-        let (change_name, change_grants) = (
-            paths.is_empty() || paths.iter().any(|p| p == "name"),
-            paths.is_empty() || paths.iter().any(|p| p == "grants"),
-        );
+        let [change_name, change_grants] =
+            convert::update_mask(input.update_mask.as_ref(), ["name", "grants"])
+                .map_err(to_status)?;
         let (me, current, tree) = state.managed_group(&caller, organization, id).await?;
         let name = if change_name {
             Some(validate::name("name", &input.name, 100).map_err(to_status)?)

@@ -155,7 +155,11 @@ impl RoleService for Roles {
         let me = state
             .require(&caller, organization, "roles.write", Target::Organization)
             .await?;
-        let [name, describe, permissions] = mask(input.update_mask.as_ref()).map_err(to_status)?;
+        let [name, describe, permissions] = convert::update_mask(
+            input.update_mask.as_ref(),
+            ["name", "description", "permissions"],
+        )
+        .map_err(to_status)?;
         let current = state
             .custom_role(organization, &input.role_id)
             .await
@@ -252,26 +256,6 @@ fn role_json(role: &Role) -> String {
         "permissions": role.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
     .to_string()
-}
-
-/// UpdateRole's mask: name, description, permissions; empty means all three.
-fn mask(update_mask: Option<&prost_types::FieldMask>) -> Result<[bool; 3], Error> {
-    const FIELDS: [&str; 3] = ["name", "description", "permissions"];
-    let paths = update_mask
-        .map(|mask| mask.paths.as_slice())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return Ok([true; 3]);
-    }
-    let mut chosen = [false; 3];
-    for path in paths {
-        let index = FIELDS
-            .iter()
-            .position(|field| field == path)
-            .ok_or_else(|| Error::invalid("update_mask", format!("unknown field {path:?}")))?;
-        chosen[index] = true;
-    }
-    Ok(chosen)
 }
 
 impl AppState {

@@ -173,26 +173,6 @@ fn status_filter(status: v1::UserStatus) -> StatusFilter {
     }
 }
 
-/// UpdateUser's mask: which fields to apply; empty means all four.
-fn mask(update_mask: Option<&prost_types::FieldMask>) -> Result<[bool; 4], Error> {
-    const FIELDS: [&str; 4] = ["first_name", "last_name", "grants", "direct_permissions"];
-    let paths = update_mask
-        .map(|mask| mask.paths.as_slice())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return Ok([true; 4]);
-    }
-    let mut chosen = [false; 4];
-    for path in paths {
-        let index = FIELDS
-            .iter()
-            .position(|field| field == path)
-            .ok_or_else(|| Error::invalid("update_mask", format!("unknown field {path:?}")))?;
-        chosen[index] = true;
-    }
-    Ok(chosen)
-}
-
 #[tonic::async_trait]
 impl UserService for Users {
     async fn invite_user(
@@ -533,7 +513,11 @@ impl UserService for Users {
         let input = request.into_inner();
         let organization_id = organization_id(&input.organization_id)?;
         let target = user_id(&input.user_id)?;
-        let [first, last, grants, direct] = mask(input.update_mask.as_ref()).map_err(to_status)?;
+        let [first, last, grants, direct] = convert::update_mask(
+            input.update_mask.as_ref(),
+            ["first_name", "last_name", "grants", "direct_permissions"],
+        )
+        .map_err(to_status)?;
         state.member(&caller, organization_id)?; // Before anything that could tell another tenant apart.
         let organization = state
             .organization(organization_id)

@@ -175,7 +175,7 @@ async fn an_expired_access_token_is_unauthenticated() {
             .is_ok()
     );
     // One second of life plus the five seconds of leeway for clock skew.
-    tokio::time::sleep(std::time::Duration::from_millis(7_100)).await;
+    server.advance(std::time::Duration::from_millis(7_100));
     let error = server
         .organizations()
         .get_organization(with_token(&org.owner_token, request()))

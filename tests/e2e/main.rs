@@ -5,6 +5,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod authorization;
+mod errors;
 mod groups;
 mod notifications;
 mod organizations;

@@ -318,7 +318,7 @@ async fn repeated_failures_back_off_per_account_then_recover() {
     assert_eq!(error.code(), Code::ResourceExhausted);
     assert_eq!(error.message(), "too many attempts, retry in 1 seconds");
     assert_eq!(error.metadata().get("retry-after").unwrap(), "1");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance(Duration::from_millis(1100));
     server.sign_in(&org.owner_email, PASSWORD).await;
     // Success starts the account afresh, but the address keeps its failures: one good account never
     // clears an address that guesses at others.
@@ -392,6 +392,7 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
+    server.advance(Duration::from_secs(60)); // A rotation happens later than the first key's creation.
     let rotated = auth
         .rotate_signing_key(with_token(OPERATOR_TOKEN, v1::RotateSigningKeyRequest {}))
         .await

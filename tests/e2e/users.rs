@@ -503,7 +503,7 @@ async fn a_lapsed_invitation_shows_expired_is_refused_and_a_resend_revives_it() 
         )
         .await;
     let token = server.invitation_token("late@example.com").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    server.advance(std::time::Duration::from_millis(1200));
 
     let mut users = server.users();
     let get = v1::GetUserRequest {

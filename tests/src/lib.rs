@@ -6,7 +6,7 @@
     reason = "test support: a failed step should fail the test loudly"
 )]
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -20,7 +20,7 @@ use warden_proto::v1::{
     organization_service_client::OrganizationServiceClient, role_service_client::RoleServiceClient,
     user_service_client::UserServiceClient,
 };
-use warden_server::{Config, config::Secret};
+use warden_server::{Config, ManualClock, config::Secret};
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 pub const PASSWORD: &str = "a long enough test passphrase";
@@ -112,6 +112,8 @@ pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub channel: Channel,
     pub db: TestDatabase,
+    /// The server's clock: it starts at the real time and moves only with `advance`.
+    pub clock: Arc<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), String>>>,
 }
@@ -148,8 +150,10 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind"); // Bound here, handed over: no race.
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
+        let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+        let server_clock = clock.clone();
         let task = tokio::spawn(async move {
-            warden_server::serve(listener, config, async {
+            warden_server::serve(listener, config, server_clock, async {
                 stopped.await.ok();
             })
             .await
@@ -166,6 +170,7 @@ impl TestServer {
             addr,
             channel,
             db,
+            clock,
             stop: Some(stop),
             task: Some(task),
         };
@@ -189,6 +194,12 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("server did not start within 15 s");
+    }
+
+    /// Moves the server's clock forward: time passes without sleeping.
+    pub fn advance(&self, by: Duration) {
+        self.clock
+            .advance(chrono::Duration::from_std(by).expect("a short duration"));
     }
 
     /// Stops the server, waits for it, and hands back its database for a restart.

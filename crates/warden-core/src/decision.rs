@@ -33,6 +33,8 @@ pub struct Subject {
     pub user: UserId,
     /// Only ACTIVE users are allowed anything (suspended, archived and pending users deny).
     pub active: bool,
+    /// The account owner: only the owner acts on the owner (SPEC §2).
+    pub owner: bool,
     pub holdings: Vec<Holding>,
 }
 
@@ -210,6 +212,7 @@ mod tests {
         Subject {
             user: UserId(uuid::Uuid::from_u128(7)),
             active: true,
+            owner: false,
             holdings,
         }
     }

@@ -1,6 +1,8 @@
 //! Warden's domain: ids, validation rules, the permission catalogue, grants, the decision function and
 //! the storage traits. No IO here: time and randomness are arguments, storage is behind `ports`.
+pub mod audit;
 pub mod catalogue;
+pub mod clock;
 pub mod decision;
 pub mod error;
 pub mod ids;

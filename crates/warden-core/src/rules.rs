@@ -76,12 +76,10 @@ pub fn management_needs(scopes: impl IntoIterator<Item = Scope>) -> Vec<Wanted> 
 /// on someone who holds more than they do.
 pub fn ensure_may_act_on(
     caller: &Subject,
-    caller_is_owner: bool,
     target: &Subject,
-    target_is_owner: bool,
     tree: &EntityTree,
 ) -> Result<(), Error> {
-    if target_is_owner && !caller_is_owner {
+    if target.owner && !caller.owner {
         return Err(Error::PermissionDenied(
             "only the owner can change the owner".into(),
         ));
@@ -122,6 +120,7 @@ mod tests {
         Subject {
             user: UserId(uuid::Uuid::from_u128(1)),
             active: true,
+            owner: false,
             holdings: vec![Holding {
                 source: Source::Role(RoleId::new("r")),
                 scope,
@@ -178,10 +177,14 @@ mod tests {
             &["payments.read", "payments.refund"],
             Scope::Entities([entity(1)].into()),
         );
-        assert!(ensure_may_act_on(&admin, false, &analyst, false, &tree()).is_ok());
-        assert!(ensure_may_act_on(&admin, false, &analyst, true, &tree()).is_err());
-        assert!(ensure_may_act_on(&admin, true, &analyst, true, &tree()).is_ok());
-        let error = ensure_may_act_on(&admin, false, &richer, false, &tree()).unwrap_err();
+        let owner = |subject: &Subject| Subject {
+            owner: true,
+            ..subject.clone()
+        };
+        assert!(ensure_may_act_on(&admin, &analyst, &tree()).is_ok());
+        assert!(ensure_may_act_on(&admin, &owner(&analyst), &tree()).is_err());
+        assert!(ensure_may_act_on(&owner(&admin), &owner(&analyst), &tree()).is_ok());
+        let error = ensure_may_act_on(&admin, &richer, &tree()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "this user holds permissions you do not hold"

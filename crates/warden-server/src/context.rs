@@ -70,6 +70,7 @@ impl Caller {
             Caller::Operator => Actor::Operator,
             Caller::User(user) => Actor::User(user.user),
             Caller::ApiKey { .. } => Actor::ApiKey,
+            Caller::Anonymous => Actor::Anonymous,
         }
     }
 }

@@ -110,14 +110,15 @@ pub fn user_status(status: UserStatus) -> v1::UserStatus {
     }
 }
 
-pub fn user(user: &model::User) -> v1::User {
+/// The user as a caller sees it at `now` (an invitation past its expiry shows EXPIRED).
+pub fn user(user: &model::User, now: DateTime<Utc>) -> v1::User {
     v1::User {
         id: user.id.to_string(),
         organization_id: user.organization_id.to_string(),
         email: user.email.clone(),
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
-        status: user_status(user.status_at(Utc::now())) as i32,
+        status: user_status(user.status_at(now)) as i32,
         grants: user
             .grants
             .iter()
@@ -175,21 +176,56 @@ pub fn api_key(key: &model::ApiKey) -> v1::ApiKey {
     }
 }
 
-/// A page token carries the last item's sort key; the version prefix lets the format change later.
-pub fn page_token(last_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{last_key}"))
+/// One list RPC's paging: how many rows, and after which sort key. Every list RPC reads it with
+/// `Page::parse`, asks the store for `page.fetch()` rows and answers `page.cut(rows, key)`.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub limit: u64,
+    /// The sort key of the previous page's last row; `None` on the first page.
+    pub after: Option<String>,
 }
 
-/// Cuts a store result fetched with `limit + 1` rows (the extra row says another page exists) and
-/// makes the next page token from the last kept item's key.
-pub fn paginate<T>(mut items: Vec<T>, limit: u64, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
-    let more = items.len() as u64 > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = match items.last() {
-        Some(last) if more => page_token(&key(last)),
-        _ => String::new(),
-    };
-    (items, next)
+impl Page {
+    /// `page_size` 0 means the default; a token not made by `cut` is INVALID_ARGUMENT.
+    pub fn parse(page_size: i32, page_token: &str) -> Result<Self, Error> {
+        Ok(Self {
+            limit: warden_core::page::page_size(page_size)?,
+            after: parse_page_token(page_token)?,
+        })
+    }
+
+    /// The sort key as a typed value (an id); a key that does not parse is a forged token.
+    pub fn after_as<T>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        self.after
+            .as_deref()
+            .map(|key| parse(key).map_err(|_| Error::invalid("page_token", "malformed")))
+            .transpose()
+    }
+
+    /// Rows to ask the store for: one more than the page, to learn whether another page exists.
+    pub fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+
+    /// Cuts rows fetched with `fetch()` to the page and makes the next page token from the last kept
+    /// row's key (empty on the last page).
+    pub fn cut<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(usize::try_from(self.limit).unwrap_or(usize::MAX));
+        let next = match rows.last() {
+            Some(last) if more => page_token(&key(last)),
+            _ => String::new(),
+        };
+        (rows, next)
+    }
+}
+
+/// A page token carries the last item's sort key; the version prefix lets the format change later.
+fn page_token(last_key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{last_key}"))
 }
 
 /// Which of an update's `fields` a field mask names; an empty or absent mask names them all.
@@ -210,6 +246,11 @@ pub fn update_mask<const N: usize>(
         chosen[index] = true;
     }
     Ok(chosen)
+}
+
+/// Cuts a store result fetched with `limit + 1` rows. Goes with the last list RPC moved to `Page`.
+pub fn paginate<T>(items: Vec<T>, limit: u64, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
+    Page { limit, after: None }.cut(items, key)
 }
 
 /// `None` for the first page; a token not made by `page_token` is INVALID_ARGUMENT.
@@ -259,6 +300,34 @@ mod tests {
                 "page_token: malformed"
             );
         }
+    }
+
+    #[test]
+    fn a_page_cuts_the_extra_row_and_points_past_its_last_row() {
+        let page = Page::parse(2, "").unwrap();
+        assert_eq!(page.fetch(), 3);
+        let (rows, next) = page.cut(vec![1, 2, 3], |n| n.to_string());
+        assert_eq!(rows, [1, 2]);
+        let following = Page::parse(2, &next).unwrap();
+        assert_eq!(
+            following
+                .after_as(|key| key.parse::<i32>().map_err(|_| Error::invalid("x", "y")))
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            following.cut(vec![3], |n| n.to_string()),
+            (vec![3], String::new())
+        );
+        assert!(Page::parse(-1, "").is_err());
+        let forged = Page::parse(2, &page_token("not-a-number")).unwrap();
+        assert_eq!(
+            forged
+                .after_as(|key| key.parse::<i32>().map_err(|_| Error::invalid("x", "y")))
+                .unwrap_err()
+                .to_string(),
+            "page_token: malformed"
+        );
     }
 
     #[test]

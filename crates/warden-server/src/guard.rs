@@ -2,12 +2,11 @@
 //! well-kept GCRA limiter), and the shared attempt throttle of every password or code check (SPEC §4).
 use std::{net::IpAddr, num::NonZeroU32};
 
-use chrono::Utc;
 use governor::{DefaultKeyedRateLimiter, Quota};
-use tonic::{Request, Status};
+use tonic::Request;
 use warden_core::Error;
 
-use crate::{secrets::sha256_hex, state::AppState, status::to_status};
+use crate::{secrets::sha256_hex, state::AppState};
 
 pub type Limiter = DefaultKeyedRateLimiter<IpAddr>;
 
@@ -55,7 +54,7 @@ impl AttemptKeys {
 
 impl AppState {
     /// RESOURCE_EXHAUSTED when the caller's address is over the unauthenticated rate.
-    pub fn rate_limit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    pub fn rate_limit<T>(&self, request: &Request<T>) -> Result<(), Error> {
         let Some(address) = request.remote_addr().map(|address| address.ip()) else {
             return Ok(());
         };
@@ -66,7 +65,7 @@ impl AppState {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
-            to_status(Error::Throttled { retry_after: wait })
+            Error::Throttled { retry_after: wait }
         })
     }
 
@@ -74,7 +73,11 @@ impl AppState {
     /// refuses too: the throttle fails closed.
     pub async fn begin_attempt(&self, keys: &AttemptKeys) -> Result<(), Error> {
         let wanted = [keys.account.clone(), keys.address.clone()];
-        match self.store.register_attempt(&wanted, Utc::now()).await? {
+        match self
+            .store
+            .register_attempt(&wanted, self.clock.now())
+            .await?
+        {
             Some(retry_after) => Err(Error::Throttled {
                 retry_after: retry_after.to_std().unwrap_or_default(),
             }),

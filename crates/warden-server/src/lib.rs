@@ -1,5 +1,6 @@
 //! The Warden gRPC server: configuration, start-up (database, migrations, keys, catalogue) and the
 //! tonic services of `warden.v1`, with reflection and health. `main.rs` and the tests call `serve`.
+mod call;
 pub mod config;
 mod context;
 mod convert;
@@ -36,6 +37,8 @@ use warden_proto::v1::{
 };
 use warden_store::SqlStore;
 
+pub use warden_core::clock::{Clock, ManualClock, SystemClock};
+
 pub use crate::config::Config;
 use crate::{
     config::Secret,
@@ -58,9 +61,10 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 pub async fn serve(
     listener: TcpListener,
     config: Config,
+    clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
-    let state = Arc::new(start(&config).await?);
+    let state = Arc::new(start(&config, clock).await?);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<OrganizationServiceServer<Organizations>>()
@@ -127,7 +131,7 @@ pub async fn serve(
 }
 
 /// Everything before the first RPC: fails fast, with the reason, when anything is missing.
-async fn start(config: &Config) -> Result<AppState, Error> {
+async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error> {
     let database_url = match &config.database_url {
         Some(url) => url.clone(),
         None => {
@@ -185,10 +189,12 @@ async fn start(config: &Config) -> Result<AppState, Error> {
         config.audience.clone(),
         config.access_token_ttl_seconds,
         sealer.clone(),
+        clock.now(),
     )
     .await?;
     let store: Arc<dyn Store> = store;
     Ok(AppState {
+        clock,
         authorizer: Authorizer::new(store.clone()),
         store,
         catalogue: Arc::new(catalogue),

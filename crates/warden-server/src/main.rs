@@ -22,7 +22,14 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match warden_server::serve(listener, config, shutdown_signal()).await {
+    match warden_server::serve(
+        listener,
+        config,
+        std::sync::Arc::new(warden_server::SystemClock),
+        shutdown_signal(),
+    )
+    .await
+    {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // `Error::Internal` displays as "internal error"; the log needs the cause.

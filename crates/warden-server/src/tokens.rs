@@ -63,7 +63,7 @@ pub fn generate_key(now: DateTime<Utc>, sealer: &SecretBox) -> Result<SigningKey
 /// The newest key, and each older key whose successor appeared less than one token lifetime (plus
 /// the verification leeway) ago: a key leaves the JWKS once every token it signed has expired.
 fn live_keys(keys: Vec<SigningKey>, now: DateTime<Utc>, ttl: chrono::Duration) -> Vec<SigningKey> {
-    let grace = ttl + chrono::Duration::seconds(LEEWAY_SECONDS as i64);
+    let grace = ttl + chrono::Duration::seconds(LEEWAY_SECONDS);
     let mut live = Vec::with_capacity(keys.len());
     let mut successor: Option<DateTime<Utc>> = None;
     for key in keys {
@@ -77,7 +77,7 @@ fn live_keys(keys: Vec<SigningKey>, now: DateTime<Utc>, ttl: chrono::Duration) -
 }
 
 /// Clock skew tolerated on `exp` between replicas and verifiers.
-const LEEWAY_SECONDS: u64 = 5;
+const LEEWAY_SECONDS: i64 = 5;
 
 impl TokenService {
     /// Loads the keys, creating the first one when the database has none.
@@ -87,13 +87,11 @@ impl TokenService {
         audience: String,
         ttl_seconds: u64,
         sealer: SecretBox,
+        now: DateTime<Utc>,
     ) -> Result<Self, Error> {
         let mut keys = store.signing_keys().await?;
         if keys.is_empty() {
-            match store
-                .insert_signing_key(&generate_key(Utc::now(), &sealer)?)
-                .await
-            {
+            match store.insert_signing_key(&generate_key(now, &sealer)?).await {
                 // Another replica starting at the same time won: use its key.
                 Ok(()) | Err(Error::AlreadyExists(_)) => {}
                 Err(error) => return Err(error),
@@ -103,7 +101,7 @@ impl TokenService {
         let ttl = chrono::Duration::seconds(i64::try_from(ttl_seconds).map_err(Error::internal)?);
         Ok(Self {
             store,
-            keys: RwLock::new(live_keys(keys, Utc::now(), ttl)),
+            keys: RwLock::new(live_keys(keys, now, ttl)),
             sealer,
             issuer,
             audience,
@@ -149,8 +147,9 @@ impl TokenService {
         Ok((token, expires_at))
     }
 
-    /// Checks signature, `kid`, `iss`, `aud` and `exp`; every failure is the same UNAUTHENTICATED.
-    pub async fn verify(&self, token: &str) -> Result<TokenSubject, Error> {
+    /// Checks signature, `kid`, `iss`, `aud` and `exp` (against the server's clock, not the
+    /// library's); every failure is the same UNAUTHENTICATED.
+    pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<TokenSubject, Error> {
         let invalid = || Error::Unauthenticated("invalid or expired access token");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         let kid = header.kid.ok_or_else(invalid)?;
@@ -161,7 +160,7 @@ impl TokenService {
         if public_key.is_none() {
             // Another replica may have rotated: reload once. Unknown kids cost one query each, so the
             // caller-facing rate limit (issue #5) bounds them.
-            self.reload(Utc::now()).await?;
+            self.reload(now).await?;
             public_key = self.public_key(&kid).await;
         }
         let public_key = public_key.ok_or_else(invalid)?;
@@ -169,13 +168,16 @@ impl TokenService {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = false;
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_ed_der(&public_key),
             &validation,
         )
         .map_err(|_| invalid())?;
+        if data.claims.exp + LEEWAY_SECONDS <= now.timestamp() {
+            return Err(invalid());
+        }
         let parse = |text: &str| uuid::Uuid::try_parse(text).map_err(|_| invalid());
         Ok(TokenSubject {
             user: UserId(parse(&data.claims.sub)?),
@@ -209,8 +211,8 @@ impl TokenService {
     }
 
     /// The RFC 7517 JWK set of every live key, re-read so a rotation on any replica shows at once.
-    pub async fn jwks_json(&self) -> Result<String, Error> {
-        self.reload(Utc::now()).await?;
+    pub async fn jwks_json(&self, now: DateTime<Utc>) -> Result<String, Error> {
+        self.reload(now).await?;
         let keys: Vec<_> = self
             .keys
             .read()

@@ -118,6 +118,7 @@ impl SubjectSource for SqlStore {
         Ok(Some(Subject {
             user: user.id,
             active: user.status == UserStatus::Active,
+            owner: user.owner,
             holdings,
         }))
     }

@@ -1,18 +1,18 @@
 //! ApiKeyService: service credentials for AuthorizationService callers (SPEC §8).
-use chrono::Utc;
 use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
+    audit::Action,
     decision::Target,
     ids::{ApiKeyId, OrganizationId},
     model::ApiKey,
-    page, validate,
+    validate,
 };
 use warden_proto::v1::{self, api_key_service_server::ApiKeyService};
 
 use crate::{
-    context::RequestContext,
-    convert,
+    call::{Call, call},
+    convert::{self, Page},
     secrets::{random_bytes, random_token, sha256_hex},
     state::{API_KEY_PREFIX, Shared},
     status::to_status,
@@ -28,124 +28,116 @@ impl ApiKeyService for ApiKeys {
         &self,
         request: Request<v1::CreateApiKeyRequest>,
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        state
-            .require(&caller, organization, PERMISSION, Target::Organization)
-            .await?;
-        let name = validate::name("name", &input.name, 100).map_err(to_status)?;
-        // 64 bits of prefix find the row; 256 bits of secret make it unguessable.
-        let prefix: String = random_bytes::<8>()
-            .map_err(to_status)?
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        let secret = format!(
-            "{API_KEY_PREFIX}{prefix}.{}",
-            random_token(32).map_err(to_status)?
-        );
-        let key = ApiKey {
-            id: ApiKeyId::generate(),
-            organization_id: organization,
-            name,
-            prefix,
-            created_at: Utc::now(),
-            last_used_at: None,
-            revoked_at: None,
-        };
-        let after = serde_json::json!({ "name": key.name, "prefix": key.prefix }).to_string();
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "api_key.created",
-            "api_key",
-            key.id.to_string(),
-            None,
-            Some(after),
-            key.created_at,
-        );
-        let key = state
-            .store
-            .create_api_key(&key, &sha256_hex(&secret), &audit)
+        self.create(request)
             .await
-            .map_err(to_status)?;
-        tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key created");
-        Ok(Response::new(v1::CreateApiKeyResponse {
-            api_key: Some(convert::api_key(&key)),
-            secret,
-        }))
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn list_api_keys(
         &self,
         request: Request<v1::ListApiKeysRequest>,
     ) -> Result<Response<v1::ListApiKeysResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        state
-            .require(&caller, organization, PERMISSION, Target::Organization)
-            .await?;
-        let limit = page::page_size(input.page_size).map_err(to_status)?;
-        let after = convert::parse_page_token(&input.page_token)
-            .map_err(to_status)?
-            .map(|key| {
-                ApiKeyId::parse("page_token", &key)
-                    .map_err(|_| Error::invalid("page_token", "malformed"))
-            })
-            .transpose()
-            .map_err(to_status)?;
-        let keys = state
-            .store
-            .list_api_keys(organization, after, limit + 1)
+        self.list(request)
             .await
-            .map_err(to_status)?;
-        let (keys, next_page_token) = convert::paginate(keys, limit, |key| key.id.to_string());
-        Ok(Response::new(v1::ListApiKeysResponse {
-            api_keys: keys.iter().map(convert::api_key).collect(),
-            next_page_token,
-        }))
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn revoke_api_key(
         &self,
         request: Request<v1::RevokeApiKeyRequest>,
     ) -> Result<Response<v1::RevokeApiKeyResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        let id = ApiKeyId::parse("api_key_id", &input.api_key_id).map_err(to_status)?;
-        state
-            .require(&caller, organization, PERMISSION, Target::Organization)
-            .await?;
-        let now = Utc::now();
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "api_key.revoked",
-            "api_key",
-            id.to_string(),
-            None,
-            None,
-            now,
-        );
-        let key = state
-            .store
-            .revoke_api_key(organization, id, now, &audit)
+        self.revoke(request)
             .await
-            .map_err(to_status)?;
-        tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key revoked");
-        Ok(Response::new(v1::RevokeApiKeyResponse {
+            .map(Response::new)
+            .map_err(to_status)
+    }
+}
+
+impl ApiKeys {
+    /// The organisation of a request, once the caller may manage its keys.
+    async fn organization(&self, call: &Call, id: &str) -> Result<OrganizationId, Error> {
+        let organization = OrganizationId::parse("organization_id", id)?;
+        call.require(organization, PERMISSION, Target::Organization)
+            .await?;
+        Ok(organization)
+    }
+
+    async fn create(
+        &self,
+        request: Request<v1::CreateApiKeyRequest>,
+    ) -> Result<v1::CreateApiKeyResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = self.organization(&call, &input.organization_id).await?;
+        let name = validate::name("name", &input.name, 100)?;
+        // 64 bits of prefix find the row; 256 bits of secret make it unguessable.
+        let prefix: String = random_bytes::<8>()?
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        let secret = format!("{API_KEY_PREFIX}{prefix}.{}", random_token(32)?);
+        let key = ApiKey {
+            id: ApiKeyId::generate(),
+            organization_id: organization,
+            name,
+            prefix,
+            created_at: call.now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let after = serde_json::json!({ "name": key.name, "prefix": key.prefix }).to_string();
+        let audit = call
+            .audit(organization, Action::ApiKeyCreated, key.id)
+            .after(after);
+        let key = self
+            .0
+            .store
+            .create_api_key(&key, &sha256_hex(&secret), &audit)
+            .await?;
+        tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key created");
+        Ok(v1::CreateApiKeyResponse {
             api_key: Some(convert::api_key(&key)),
-        }))
+            secret,
+        })
+    }
+
+    async fn list(
+        &self,
+        request: Request<v1::ListApiKeysRequest>,
+    ) -> Result<v1::ListApiKeysResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = self.organization(&call, &input.organization_id).await?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let after = page.after_as(|key| ApiKeyId::parse("page_token", key))?;
+        let keys = self
+            .0
+            .store
+            .list_api_keys(organization, after, page.fetch())
+            .await?;
+        let (keys, next_page_token) = page.cut(keys, |key| key.id.to_string());
+        Ok(v1::ListApiKeysResponse {
+            api_keys: keys.iter().map(convert::api_key).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<v1::RevokeApiKeyRequest>,
+    ) -> Result<v1::RevokeApiKeyResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let id = ApiKeyId::parse("api_key_id", &input.api_key_id)?;
+        let organization = self.organization(&call, &input.organization_id).await?;
+        let audit = call.audit(organization, Action::ApiKeyRevoked, id);
+        let key = self
+            .0
+            .store
+            .revoke_api_key(organization, id, call.now, &audit)
+            .await?;
+        tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key revoked");
+        Ok(v1::RevokeApiKeyResponse {
+            api_key: Some(convert::api_key(&key)),
+        })
     }
 }

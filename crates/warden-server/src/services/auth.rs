@@ -144,9 +144,9 @@ impl AppState {
     ) -> Result<crate::state::UserCaller, Status> {
         match caller {
             Caller::User(user) => Ok(*user),
-            Caller::Operator | Caller::ApiKey { .. } => Err(to_status(Error::PermissionDenied(
-                "this call needs a dashboard user's access token".into(),
-            ))),
+            Caller::Operator | Caller::ApiKey { .. } | Caller::Anonymous => Err(to_status(
+                Error::PermissionDenied("this call needs a dashboard user's access token".into()),
+            )),
         }
     }
 }
@@ -158,7 +158,7 @@ impl AuthService for Auth {
         request: Request<v1::SignInRequest>,
     ) -> Result<Response<v1::SignInResponse>, Status> {
         let state = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let context = RequestContext::of(&request);
         let keys = AttemptKeys::new(Check::Password, &request.get_ref().email, &request);
         let input = request.into_inner();
@@ -178,7 +178,7 @@ impl AuthService for Auth {
         let checked = state
             .check_password(&keys, input.password, hash, BAD_CREDENTIALS)
             .await;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let user = match (checked, user) {
             (Ok(()), Some(user)) if user.status == UserStatus::Active => user,
             (
@@ -236,9 +236,14 @@ impl AuthService for Auth {
         &self,
         request: Request<v1::GetJwksRequest>,
     ) -> Result<Response<v1::GetJwksResponse>, Status> {
-        self.0.rate_limit(&request)?; // Each call reads the database.
+        self.0.rate_limit(&request).map_err(to_status)?; // Each call reads the database.
         Ok(Response::new(v1::GetJwksResponse {
-            keys_json: self.0.tokens.jwks_json().await.map_err(to_status)?,
+            keys_json: self
+                .0
+                .tokens
+                .jwks_json(self.0.clock.now())
+                .await
+                .map_err(to_status)?,
         }))
     }
 
@@ -247,13 +252,13 @@ impl AuthService for Auth {
         request: Request<v1::RefreshSessionRequest>,
     ) -> Result<Response<v1::RefreshSessionResponse>, Status> {
         let state = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let presented = &request.get_ref().refresh_token;
         let invalid = || to_status(Error::Unauthenticated("invalid refresh token"));
         if presented.is_empty() || presented.len() > 200 {
             return Err(invalid());
         }
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let refresh_token = random_token(32).map_err(to_status)?;
         let outcome = state
             .store
@@ -306,7 +311,7 @@ impl AuthService for Auth {
         let me = state.signed_in_user(&state.authenticate(&request).await?)?;
         state
             .store
-            .revoke_session(me.session, Utc::now())
+            .revoke_session(me.session, self.0.clock.now())
             .await
             .map_err(to_status)?;
         tracing::info!(user_id = %me.user, session_id = %me.session, "signed out");
@@ -353,7 +358,7 @@ impl AuthService for Auth {
             .hash(input.new_password)
             .await
             .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             me.organization,
             Actor::User(me.user),
@@ -378,7 +383,7 @@ impl AuthService for Auth {
         request: Request<v1::RequestPasswordResetRequest>,
     ) -> Result<Response<v1::RequestPasswordResetResponse>, Status> {
         let state = self.0.clone();
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let context = RequestContext::of(&request);
         let input = request.into_inner();
         let Ok(email) = Email::parse("email", &input.email) else {
@@ -398,7 +403,7 @@ impl AuthService for Auth {
         request: Request<v1::ResetPasswordRequest>,
     ) -> Result<Response<v1::ResetPasswordResponse>, Status> {
         let state = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let context = RequestContext::of(&request);
         let input = request.into_inner();
         if input.token.is_empty() || input.token.len() > 200 {
@@ -417,7 +422,7 @@ impl AuthService for Auth {
             .await
             .map_err(to_status)?;
         let (reset, used) = found.ok_or_else(|| to_status(Error::NotFound("token")))?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         if used {
             return Err(to_status(Error::FailedPrecondition(
                 "token: already used".into(),
@@ -457,7 +462,11 @@ impl AuthService for Auth {
     ) -> Result<Response<v1::RotateSigningKeyResponse>, Status> {
         let state = &self.0;
         state.require_operator(&state.authenticate(&request).await?)?;
-        let key_id = state.tokens.rotate(Utc::now()).await.map_err(to_status)?;
+        let key_id = state
+            .tokens
+            .rotate(state.clock.now())
+            .await
+            .map_err(to_status)?;
         tracing::info!(kid = %key_id, "signing key rotated");
         Ok(Response::new(v1::RotateSigningKeyResponse { key_id }))
     }
@@ -531,7 +540,7 @@ async fn queue_password_reset(
     if user.status != UserStatus::Active {
         return Ok(());
     }
-    let now = Utc::now();
+    let now = state.clock.now();
     let token = random_token(32)?;
     let reset = PasswordReset {
         id: uuid::Uuid::now_v7(),

@@ -27,7 +27,7 @@ fn ensure_may_ask(caller: &Caller, organization: OrganizationId) -> Result<(), E
         Caller::Operator => Ok(()),
         Caller::ApiKey { organization: own } if *own == organization => Ok(()),
         Caller::ApiKey { .. } => Err(Error::NotFound("organization")),
-        Caller::User(_) => Err(Error::PermissionDenied(
+        Caller::User(_) | Caller::Anonymous => Err(Error::PermissionDenied(
             "checks need an api key or the operator token".into(),
         )),
     }

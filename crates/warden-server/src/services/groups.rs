@@ -1,6 +1,6 @@
 //! GroupService: groups whose members inherit the group's role grants (SPEC §3). Giving a group
 //! grants, or a user membership, is granting: the no-escalation rule applies to both.
-use chrono::Utc;
+
 use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
@@ -8,7 +8,7 @@ use warden_core::{
     ids::{GroupId, OrganizationId, UserId},
     model::Group,
     page,
-    rules::{ensure_holds, ensure_may_act_on},
+    rules::ensure_holds,
     validate,
 };
 use warden_proto::v1::{self, group_service_server::GroupService};
@@ -143,7 +143,7 @@ impl GroupService for Groups {
             &tree,
         )
         .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let new = Group {
             id: GroupId::generate(),
             organization_id: organization,
@@ -244,7 +244,7 @@ impl GroupService for Groups {
         } else {
             None
         };
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let mut after = current.clone();
         after.name = name.clone().unwrap_or(after.name);
         after.grants = grants.clone().unwrap_or(after.grants);
@@ -279,7 +279,7 @@ impl GroupService for Groups {
         let input = request.into_inner();
         let (organization, id) = ids(&input.organization_id, &input.group_id)?;
         let (_, current, _) = state.managed_group(&caller, organization, id).await?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             organization,
             caller.actor(),
@@ -363,35 +363,11 @@ impl Groups {
         let state = &self.0;
         let (organization, id) = ids(organization, group)?;
         let user = UserId::parse("user_id", user).map_err(to_status)?;
-        let (me, current, tree) = state.managed_group(&caller, organization, id).await?;
-        let target = state
-            .store
-            .find_user(organization, user)
+        let (me, current, _) = state.managed_group(&caller, organization, id).await?;
+        crate::call::acting_on(state, me, organization, user)
             .await
             .map_err(to_status)?;
-        let target = target.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        let me_subject = state
-            .store
-            .load_subject(organization, me.user)
-            .await
-            .map_err(to_status)?;
-        let them = state
-            .store
-            .load_subject(organization, user)
-            .await
-            .map_err(to_status)?;
-        let (Some(me_subject), Some(them)) = (me_subject, them) else {
-            return Err(to_status(Error::NotFound("user")));
-        };
-        let caller_is_owner = state
-            .store
-            .find_user(organization, me.user)
-            .await
-            .map_err(to_status)?
-            .is_some_and(|u| u.owner);
-        ensure_may_act_on(&me_subject, caller_is_owner, &them, target.owner, &tree)
-            .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let action = if member {
             "group.member_added"
         } else {

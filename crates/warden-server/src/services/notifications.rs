@@ -1,5 +1,5 @@
 //! NotificationService: the operator's view of the durable outbox, drained by a delivery worker.
-use chrono::Utc;
+
 use tonic::{Request, Response, Status};
 use warden_core::{Error, ids::NotificationId, model::NotificationKind, page};
 use warden_proto::v1::{self, notification_service_server::NotificationService};
@@ -75,7 +75,7 @@ impl NotificationService for Notifications {
             .map_err(to_status)?;
         let count = state
             .store
-            .acknowledge_notifications(&ids, Utc::now())
+            .acknowledge_notifications(&ids, self.0.clock.now())
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::AcknowledgeNotificationsResponse {

@@ -1,5 +1,5 @@
 //! OrganizationService: bootstrap, the entity tree, settings and SSO (SPEC §1).
-use chrono::Utc;
+
 use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
@@ -51,7 +51,7 @@ impl OrganizationService for Organizations {
             .hash(input.owner_password)
             .await
             .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let organization = Organization {
             id: OrganizationId::generate(),
             name,
@@ -98,7 +98,7 @@ impl OrganizationService for Organizations {
         tracing::info!(organization_id = %organization.id, owner_id = %owner.id, "organization created");
         Ok(Response::new(v1::CreateOrganizationResponse {
             organization: Some(convert::organization(&organization)),
-            owner: Some(convert::user(&owner)),
+            owner: Some(convert::user(&owner, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }
@@ -170,7 +170,7 @@ impl OrganizationService for Organizations {
         if let Some(required) = input.require_second_factor {
             settings.require_second_factor = required;
         }
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let json = |s: &OrganizationSettings| {
             serde_json::json!({
                 "invitation_ttl_seconds": s.invitation_ttl_seconds,
@@ -232,7 +232,7 @@ impl OrganizationService for Organizations {
             .require(&caller, organization, "account.write", target)
             .await?;
         let name = validate::name("name", &input.name, 200).map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let entity = Entity {
             id: EntityId::generate(),
             organization_id: organization,
@@ -320,7 +320,7 @@ impl OrganizationService for Organizations {
         {
             return Err(to_status(Error::NotFound("organization")));
         }
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             id,
             caller.actor(),
@@ -338,7 +338,7 @@ impl OrganizationService for Organizations {
             .map_err(to_status)?;
         tracing::info!(organization_id = %id, owner_id = %owner.id, "ownership reassigned by the operator");
         Ok(Response::new(v1::ReassignOwnershipResponse {
-            owner: Some(convert::user(&owner)),
+            owner: Some(convert::user(&owner, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }

@@ -1,5 +1,5 @@
 //! RoleService: the catalogue, predefined roles and custom roles (SPEC §3).
-use chrono::Utc;
+
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use warden_core::{
@@ -8,7 +8,7 @@ use warden_core::{
     ids::{OrganizationId, PermissionKey, RoleId},
     model::{Role, Scope},
     page,
-    rules::{Wanted, ensure_holds},
+    rules::Wanted,
     validate,
 };
 use warden_proto::v1::{self, role_service_server::RoleService};
@@ -120,7 +120,7 @@ impl RoleService for Roles {
                 .map_err(to_status)?,
             predefined: false,
         };
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             organization,
             caller.actor(),
@@ -177,7 +177,7 @@ impl RoleService for Roles {
                 .await
                 .map_err(to_status)?;
         }
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             organization,
             caller.actor(),
@@ -216,7 +216,7 @@ impl RoleService for Roles {
             .custom_role(organization, &input.role_id)
             .await
             .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             organization,
             caller.actor(),
@@ -316,11 +316,6 @@ impl AppState {
             }
         }
         permissions.sort_by_key(|key| self.catalogue.position(key));
-        let subject = self
-            .store
-            .load_subject(organization, caller.user)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
         let tree = self.store.load_entity_tree(organization).await?;
         let wanted: Vec<Wanted> = permissions
             .iter()
@@ -329,7 +324,7 @@ impl AppState {
                 scope: Scope::All,
             })
             .collect();
-        ensure_holds(&subject, &wanted, &tree)?;
+        crate::call::ensure_caller_holds(self, caller, organization, &wanted, &tree).await?;
         Ok(permissions)
     }
 }

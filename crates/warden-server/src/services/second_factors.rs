@@ -11,7 +11,6 @@ use warden_core::{
         SecondFactorMethod, User, UserStatus,
     },
     page,
-    rules::ensure_may_act_on,
 };
 use warden_proto::v1;
 
@@ -208,9 +207,9 @@ impl Auth {
         request: Request<v1::SendSecondFactorCodeRequest>,
     ) -> Result<Response<v1::SendSecondFactorCodeResponse>, Status> {
         let state = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let input = request.into_inner();
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let (challenge, user) = state
             .open_challenge(&input.challenge_id, now)
             .await
@@ -244,9 +243,9 @@ impl Auth {
         request: Request<v1::CompleteSecondFactorRequest>,
     ) -> Result<Response<v1::CompleteSecondFactorResponse>, Status> {
         let state = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let context = RequestContext::of(&request);
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let (challenge, user) = state
             .open_challenge(&request.get_ref().challenge_id, now)
             .await
@@ -354,7 +353,7 @@ impl Auth {
                 "at most {MAX_FACTORS_PER_USER} factors per user"
             ))));
         }
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let mut factor = SecondFactor {
             id: FactorId::generate(),
             organization_id: me.organization,
@@ -447,7 +446,7 @@ impl Auth {
             }));
         }
         state.begin_attempt(&keys).await.map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let code = input.code.trim();
         let accepted = match factor.method {
             SecondFactorMethod::Totp => state
@@ -528,7 +527,7 @@ impl Auth {
         let me = state.signed_in_user(&state.authenticate(&request).await?)?;
         let context = RequestContext::of(&request);
         let id = FactorId::parse("factor_id", &request.get_ref().factor_id).map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             me.organization,
             Actor::User(me.user),
@@ -566,38 +565,10 @@ impl Auth {
                 Target::Organization,
             )
             .await?;
-        let user = state
-            .store
-            .find_user(organization, target)
+        crate::call::acting_on(state, me, organization, target)
             .await
             .map_err(to_status)?;
-        let user = user.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        let tree = state
-            .store
-            .load_entity_tree(organization)
-            .await
-            .map_err(to_status)?;
-        let mine = state
-            .store
-            .load_subject(organization, me.user)
-            .await
-            .map_err(to_status)?;
-        let theirs = state
-            .store
-            .load_subject(organization, target)
-            .await
-            .map_err(to_status)?;
-        let (Some(mine), Some(theirs)) = (mine, theirs) else {
-            return Err(to_status(Error::NotFound("user")));
-        };
-        let caller_is_owner = state
-            .store
-            .find_user(organization, me.user)
-            .await
-            .map_err(to_status)?
-            .is_some_and(|u| u.owner);
-        ensure_may_act_on(&mine, caller_is_owner, &theirs, user.owner, &tree).map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let code = random_token(24).map_err(to_status)?; // 192 bits; shown once, stored hashed.
         let recovery = RecoveryCode {
             id: uuid::Uuid::now_v7(),

@@ -192,7 +192,7 @@ impl Organizations {
             jwks_json: input.jwks_json,
             default_role: role.id,
         };
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let after = serde_json::json!({
             "enabled": config.enabled, "issuer": config.issuer, "client_id": config.client_id,
             "default_role_id": config.default_role.to_string(),
@@ -225,7 +225,7 @@ impl Auth {
         request: Request<v1::SignInWithSsoRequest>,
     ) -> Result<Response<v1::SignInWithSsoResponse>, Status> {
         let state: &AppState = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let context = RequestContext::of(&request);
         let input = request.into_inner();
         let organization =
@@ -246,7 +246,7 @@ impl Auth {
                 "single sign-on is not enabled for this organization".into(),
             ))
         })?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let (claims, token_hash) = verify(&config, &input.id_token, now).map_err(to_status)?;
         let verified_email = match (&claims.email, claims.email_verified) {
             (Some(email), true) => Some(

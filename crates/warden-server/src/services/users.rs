@@ -3,19 +3,20 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
-    decision::{EntityTree, Target},
+    decision::Target,
     ids::{EntityId, InvitationId, NotificationId, OrganizationId, RoleId, UserId},
     model::{
         Actor, Invitation, InvitationState, NewUser, Notification, NotificationKind, Organization,
         Scope, StatusFilter, User, UserChange, UserFilter, UserStatus,
     },
     page,
-    rules::{Wanted, ensure_holds, ensure_may_act_on, ensure_not_self},
+    rules::{Wanted, ensure_holds, ensure_not_self},
     validate::{self, Email},
 };
 use warden_proto::v1::{self, user_service_server::UserService};
 
 use crate::{
+    call::Acting,
     context::RequestContext,
     convert,
     guard::{AttemptKeys, Check},
@@ -25,13 +26,6 @@ use crate::{
 };
 
 pub struct Users(pub Shared);
-
-/// The caller, the user they act on and the entity tree, once every rule allowed it.
-struct Acting {
-    caller: UserCaller,
-    target: User,
-    tree: EntityTree,
-}
 
 impl AppState {
     async fn organization(&self, id: OrganizationId) -> Result<Organization, Error> {
@@ -51,41 +45,13 @@ impl AppState {
         Ok(())
     }
 
-    /// Resolves the target and applies the acting rules: only the owner acts on the owner, and nobody
-    /// acts on a user who holds more than they do.
     async fn acting(
         &self,
         caller: UserCaller,
         organization: OrganizationId,
         target: UserId,
     ) -> Result<Acting, Error> {
-        let target = self
-            .store
-            .find_user(organization, target)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        let tree = self.store.load_entity_tree(organization).await?;
-        let me = self
-            .store
-            .load_subject(organization, caller.user)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        let them = self
-            .store
-            .load_subject(organization, target.id)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        let caller_is_owner = self
-            .store
-            .find_user(organization, caller.user)
-            .await?
-            .is_some_and(|user| user.owner);
-        ensure_may_act_on(&me, caller_is_owner, &them, target.owner, &tree)?;
-        Ok(Acting {
-            caller,
-            target,
-            tree,
-        })
+        crate::call::acting_on(self, caller, organization, target).await
     }
 
     /// Users as a list shows them: an active user is LOCKED while the organisation requires a second
@@ -111,7 +77,7 @@ impl AppState {
         Ok(users
             .iter()
             .map(|user| {
-                let mut shown = convert::user(user);
+                let mut shown = convert::user(user, self.clock.now());
                 if requires
                     && shown.status() == v1::UserStatus::Active
                     && !covered.contains(&user.id)
@@ -215,7 +181,7 @@ impl UserService for Users {
         let subject = subject.ok_or_else(|| to_status(Error::NotFound("user")))?;
         ensure_holds(&subject, &parsed.wanted, &tree).map_err(to_status)?;
 
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let user = NewUser {
             id: UserId::generate(),
             organization_id,
@@ -260,7 +226,7 @@ impl UserService for Users {
             .map_err(to_status)?;
         tracing::info!(organization_id = %organization_id, user_id = %user.id, "user invited");
         Ok(Response::new(v1::InviteUserResponse {
-            user: Some(convert::user(&user)),
+            user: Some(convert::user(&user, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }
@@ -287,7 +253,7 @@ impl UserService for Users {
             .organization(organization_id)
             .await
             .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let (invitation, notification) = state
             .new_invitation(&organization, target.id, &target.email, now)
             .map_err(to_status)?;
@@ -307,7 +273,7 @@ impl UserService for Users {
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::ResendInvitationResponse {
-            user: Some(convert::user(&user)),
+            user: Some(convert::user(&user, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }
@@ -317,7 +283,7 @@ impl UserService for Users {
         request: Request<v1::AcceptInvitationRequest>,
     ) -> Result<Response<v1::AcceptInvitationResponse>, Status> {
         let state = &self.0;
-        state.rate_limit(&request)?;
+        state.rate_limit(&request).map_err(to_status)?;
         let context = RequestContext::of(&request);
         let input = request.into_inner();
         if input.token.is_empty() || input.token.len() > 200 {
@@ -337,7 +303,7 @@ impl UserService for Users {
             .map_err(to_status)?;
         let (invitation, invitation_state, user) =
             found.ok_or_else(|| to_status(Error::NotFound("invitation")))?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let refusal = match invitation_state {
             InvitationState::Accepted => Some("invitation: already accepted"),
             InvitationState::Superseded => Some("invitation: superseded by a newer invitation"),
@@ -372,7 +338,7 @@ impl UserService for Users {
             .map_err(to_status)?;
         tracing::info!(user_id = %user.id, "invitation accepted");
         Ok(Response::new(v1::AcceptInvitationResponse {
-            user: Some(convert::user(&user)),
+            user: Some(convert::user(&user, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }
@@ -485,7 +451,7 @@ impl UserService for Users {
             query: Some(query).filter(|query| !query.is_empty()),
             before_id,
             limit: limit + 1,
-            now: Utc::now(),
+            now: self.0.clock.now(),
         };
         let users = state
             .store
@@ -528,6 +494,7 @@ impl UserService for Users {
             caller: me,
             target,
             tree,
+            ..
         } = state
             .acting(
                 state.member(&caller, organization_id)?,
@@ -581,7 +548,7 @@ impl UserService for Users {
             change.grants = grants.then_some(parsed.grants);
             change.direct_grants = direct.then_some(parsed.direct);
         }
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let before = convert::user_json(&target);
         let mut after = target.clone();
         after.first_name = change.first_name.clone().unwrap_or(after.first_name);
@@ -604,7 +571,7 @@ impl UserService for Users {
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::UpdateUserResponse {
-            user: Some(convert::user(&user)),
+            user: Some(convert::user(&user, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }
@@ -662,7 +629,7 @@ impl UserService for Users {
                     &request,
                 )
             }
-            Caller::Operator | Caller::ApiKey { .. } => {
+            Caller::Operator | Caller::ApiKey { .. } | Caller::Anonymous => {
                 AttemptKeys::new(Check::Password, "", &request)
             }
         };
@@ -692,7 +659,7 @@ impl UserService for Users {
             .check_password(&keys, input.password, hash, "password: incorrect")
             .await
             .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             organization,
             caller.actor(),
@@ -710,7 +677,7 @@ impl UserService for Users {
             .map_err(to_status)?;
         tracing::info!(organization_id = %organization, owner_id = %user.id, "ownership transferred");
         Ok(Response::new(v1::TransferOwnershipResponse {
-            owner: Some(convert::user(&user)),
+            owner: Some(convert::user(&user, self.0.clock.now())),
             consistency_token: convert::consistency_token(now),
         }))
     }
@@ -796,7 +763,7 @@ impl Users {
             )
             .await
             .map_err(to_status)?;
-        let now = Utc::now();
+        let now = self.0.clock.now();
         let audit = context.audit(
             organization_id,
             caller.actor(),
@@ -813,6 +780,6 @@ impl Users {
             .await
             .map_err(to_status)?;
         tracing::info!(organization_id = %organization_id, user_id = %user.id, status = user.status.as_str(), "user status changed");
-        Ok((convert::user(&user), convert::consistency_token(now)))
+        Ok((convert::user(&user, now), convert::consistency_token(now)))
     }
 }

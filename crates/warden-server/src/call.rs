@@ -1,0 +1,273 @@
+//! The prelude of every RPC: who is calling, from where and when, then the body decides. Each trait
+//! method is one line, `self.body(request).await.map(Response::new).map_err(to_status)`, and the body
+//! returns `Result<_, Error>` so that errors are converted exactly once.
+use chrono::{DateTime, Utc};
+use tonic::Request;
+use warden_authz::Check;
+use warden_core::{
+    Error,
+    audit::{Action, Origin},
+    decision::{EntityTree, Target},
+    ids::{OrganizationId, PermissionKey, UserId},
+    model::{AuditEvent, User, UserStatus},
+    rules::{Wanted, ensure_holds, ensure_may_act_on},
+};
+
+use crate::{
+    secrets::{same_secret, sha256_hex},
+    state::{API_KEY_PREFIX, AppState, Caller, Shared, UserCaller},
+};
+
+/// The user agent is caller-controlled: bounded before it is stored.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// One RPC's caller, origin and time, with the questions every body asks of them.
+pub struct Call {
+    pub caller: Caller,
+    pub origin: Origin,
+    /// Read once per call from the server's clock, so one call sees one instant.
+    pub now: DateTime<Utc>,
+    pub state: Shared,
+}
+
+/// Authenticates `request` and splits it into the call and its message.
+pub async fn call<T>(state: &Shared, request: Request<T>) -> Result<(Call, T), Error> {
+    let caller = authenticate(state, &request).await?;
+    Ok(split(state, caller, request))
+}
+
+/// For the RPCs that take no credentials (sign-in, accepting an invitation, password reset): the
+/// caller's address is rate-limited instead.
+#[allow(
+    dead_code,
+    reason = "until every service has the call shape (issue 12)"
+)]
+pub fn anonymous<T>(state: &Shared, request: Request<T>) -> Result<(Call, T), Error> {
+    state.rate_limit(&request)?;
+    Ok(split(state, Caller::Anonymous, request))
+}
+
+fn split<T>(state: &Shared, caller: Caller, request: Request<T>) -> (Call, T) {
+    let user_agent = request
+        .metadata()
+        .get("user-agent")
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+    let origin = Origin {
+        client_address: request
+            .remote_addr()
+            .map(|address| address.ip().to_string()),
+        user_agent,
+    };
+    let call = Call {
+        caller,
+        origin,
+        now: state.clock.now(),
+        state: state.clone(),
+    };
+    (call, request.into_inner())
+}
+
+fn bearer<T>(request: &Request<T>) -> Result<&str, Error> {
+    let malformed = || Error::Unauthenticated("authorization: malformed bearer token");
+    let value = request
+        .metadata()
+        .get("authorization")
+        .ok_or(Error::Unauthenticated(
+            "authorization: missing bearer token",
+        ))?;
+    match value.to_str().map_err(|_| malformed())?.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(malformed()),
+    }
+}
+
+/// Identifies the caller from `authorization: Bearer …`: the operator token, an API key or a user's
+/// access token whose session and user are still live.
+pub async fn authenticate<T>(state: &Shared, request: &Request<T>) -> Result<Caller, Error> {
+    let token = bearer(request)?;
+    if same_secret(token, &state.operator_token.0) {
+        return Ok(Caller::Operator);
+    }
+    if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
+        let invalid = || Error::Unauthenticated("invalid api key");
+        let (prefix, _) = rest.split_once('.').ok_or_else(invalid)?;
+        let (key, hash) = state
+            .store
+            .find_api_key(prefix)
+            .await?
+            .ok_or_else(invalid)?;
+        if key.revoked_at.is_some() || !same_secret(&sha256_hex(token), &hash) {
+            return Err(invalid());
+        }
+        state.record_api_key_use(key.id);
+        return Ok(Caller::ApiKey {
+            organization: key.organization_id,
+        });
+    }
+    let now = state.clock.now();
+    let subject = state.tokens.verify(token, now).await?;
+    let session = state.store.find_session(subject.session).await?;
+    let live = session.is_some_and(|session| {
+        session.revoked_at.is_none() && session.expires_at > now && session.user_id == subject.user
+    });
+    let user = state
+        .store
+        .find_user(subject.organization, subject.user)
+        .await?;
+    if !live || !user.is_some_and(|user| user.status == UserStatus::Active) {
+        return Err(Error::Unauthenticated("session ended; sign in again"));
+    }
+    Ok(Caller::User(UserCaller {
+        user: subject.user,
+        organization: subject.organization,
+        session: subject.session,
+    }))
+}
+
+/// Requires a user of `organization`, whatever they hold. Another organisation's id answers
+/// NOT_FOUND, exactly like an id that does not exist (SPEC §1).
+pub fn member(caller: &Caller, organization: OrganizationId) -> Result<UserCaller, Error> {
+    match *caller {
+        Caller::User(user) if user.organization == organization => Ok(user),
+        Caller::User(_) => Err(Error::NotFound("organization")),
+        Caller::Operator | Caller::ApiKey { .. } | Caller::Anonymous => Err(
+            Error::PermissionDenied("this call needs a dashboard user's access token".into()),
+        ),
+    }
+}
+
+/// Requires a user of `organization` who holds `permission` on `target`.
+pub async fn require(
+    state: &AppState,
+    caller: &Caller,
+    organization: OrganizationId,
+    permission: &str,
+    target: Target,
+) -> Result<UserCaller, Error> {
+    let user = member(caller, organization)?;
+    let check = Check {
+        user: user.user,
+        permission: PermissionKey::new(permission),
+        target,
+    };
+    let decision = state.authorizer.check(organization, &check).await?;
+    if decision.allowed {
+        Ok(user)
+    } else {
+        Err(Error::PermissionDenied(format!("requires {permission}")))
+    }
+}
+
+pub fn require_operator(caller: &Caller) -> Result<(), Error> {
+    match caller {
+        Caller::Operator => Ok(()),
+        _ => Err(Error::PermissionDenied(
+            "this call needs the operator token".into(),
+        )),
+    }
+}
+
+/// The caller, the user they act on and the entity tree, once the acting rule allowed it.
+pub struct Acting {
+    pub caller: UserCaller,
+    pub target: User,
+    pub tree: EntityTree,
+}
+
+/// Resolves `target` in `organization` and applies the acting rule (SPEC §2): only the owner acts
+/// on the owner, and nobody acts on a user who holds more than they do.
+pub async fn acting_on(
+    state: &AppState,
+    caller: UserCaller,
+    organization: OrganizationId,
+    target: UserId,
+) -> Result<Acting, Error> {
+    let not_found = || Error::NotFound("user");
+    let target = state
+        .store
+        .find_user(organization, target)
+        .await?
+        .ok_or_else(not_found)?;
+    let tree = state.store.load_entity_tree(organization).await?;
+    let me = state
+        .store
+        .load_subject(organization, caller.user)
+        .await?
+        .ok_or_else(not_found)?;
+    let them = state
+        .store
+        .load_subject(organization, target.id)
+        .await?
+        .ok_or_else(not_found)?;
+    ensure_may_act_on(&me, &them, &tree)?;
+    Ok(Acting {
+        caller,
+        target,
+        tree,
+    })
+}
+
+/// No escalation (SPEC §3): fails unless `caller` holds every wanted permission on its scope.
+pub async fn ensure_caller_holds(
+    state: &AppState,
+    caller: UserCaller,
+    organization: OrganizationId,
+    wanted: &[Wanted],
+    tree: &EntityTree,
+) -> Result<(), Error> {
+    let me = state
+        .store
+        .load_subject(organization, caller.user)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    ensure_holds(&me, wanted, tree)
+}
+
+impl Call {
+    #[allow(
+        dead_code,
+        reason = "until every service has the call shape (issue 12)"
+    )]
+    pub fn member(&self, organization: OrganizationId) -> Result<UserCaller, Error> {
+        member(&self.caller, organization)
+    }
+
+    pub async fn require(
+        &self,
+        organization: OrganizationId,
+        permission: &str,
+        target: Target,
+    ) -> Result<UserCaller, Error> {
+        require(&self.state, &self.caller, organization, permission, target).await
+    }
+
+    #[allow(
+        dead_code,
+        reason = "until every service has the call shape (issue 12)"
+    )]
+    pub fn require_operator(&self) -> Result<(), Error> {
+        require_operator(&self.caller)
+    }
+
+    /// An audit row of this call: its actor, origin and time; add `.before(..)`/`.after(..)`.
+    pub fn audit(
+        &self,
+        organization: OrganizationId,
+        action: Action,
+        target: impl ToString,
+    ) -> AuditEvent {
+        AuditEvent::new(
+            organization,
+            self.caller.actor(),
+            action,
+            target,
+            &self.origin,
+            self.now,
+        )
+    }
+}

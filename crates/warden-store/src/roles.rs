@@ -18,8 +18,9 @@ use warden_core::{
 use crate::{
     SqlStore,
     audit::insert_audit,
-    internal, is_unique_violation,
+    internal,
     tables::{direct_permissions, group_grants, role_permissions, roles, user_grants},
+    unique_violation_as,
 };
 
 /// Inserts a role and its permissions inside the caller's transaction.
@@ -38,13 +39,7 @@ pub(crate) async fn insert_role(
     })
     .exec(db)
     .await
-    .map_err(|err| {
-        if is_unique_violation(&err) {
-            Error::AlreadyExists("role name")
-        } else {
-            internal(err)
-        }
-    })?;
+    .map_err(unique_violation_as(Error::AlreadyExists("role name")))?;
     let rows = role
         .permissions
         .iter()
@@ -180,13 +175,7 @@ impl RoleStore for SqlStore {
             .filter(roles::Column::Predefined.eq(false))
             .exec(&txn)
             .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    Error::AlreadyExists("role name")
-                } else {
-                    internal(err)
-                }
-            })?;
+            .map_err(unique_violation_as(Error::AlreadyExists("role name")))?;
         if updated.rows_affected == 0 {
             return Err(missing_or_predefined(&txn, role.organization_id, &role.id).await);
         }

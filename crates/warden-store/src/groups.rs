@@ -96,6 +96,17 @@ async fn find(
     }
 }
 
+/// The group as the caller's transaction sees it now: what a change returns.
+async fn reload(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    group: GroupId,
+) -> Result<Group, Error> {
+    find(db, organization, group)
+        .await?
+        .ok_or(Error::NotFound("group"))
+}
+
 #[async_trait]
 impl GroupStore for SqlStore {
     async fn create_group(&self, group: &Group, audit: &AuditEvent) -> Result<Group, Error> {
@@ -117,9 +128,7 @@ impl GroupStore for SqlStore {
         )
         .await?;
         insert_audit(&txn, audit).await?;
-        let created = find(&txn, group.organization_id, group.id)
-            .await?
-            .ok_or(Error::NotFound("group"))?;
+        let created = reload(&txn, group.organization_id, group.id).await?;
         txn.commit().await.map_err(internal)?;
         Ok(created)
     }
@@ -176,9 +185,7 @@ impl GroupStore for SqlStore {
                 .await?;
         }
         insert_audit(&txn, audit).await?;
-        let updated = find(&txn, organization, group)
-            .await?
-            .ok_or(Error::NotFound("group"))?;
+        let updated = reload(&txn, organization, group).await?;
         txn.commit().await.map_err(internal)?;
         Ok(updated)
     }
@@ -254,9 +261,7 @@ impl GroupStore for SqlStore {
                 .map_err(internal)?;
         }
         insert_audit(&txn, audit).await?;
-        let updated = find(&txn, organization, group)
-            .await?
-            .ok_or(Error::NotFound("group"))?;
+        let updated = reload(&txn, organization, group).await?;
         txn.commit().await.map_err(internal)?;
         Ok(updated)
     }

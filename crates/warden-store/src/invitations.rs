@@ -22,8 +22,15 @@ use crate::{
     users::{find_row, insert_user, load_user, missing_or, new_user_row, reload_user},
 };
 
-fn invitation_row(invitation: &Invitation) -> invitations::ActiveModel {
-    invitations::ActiveModel {
+/// Writes a new invitation, the notification that carries its token and the audit row, inside the
+/// caller's transaction.
+async fn send_invitation(
+    db: &impl ConnectionTrait,
+    invitation: &Invitation,
+    notification: &Notification,
+    audit: &AuditEvent,
+) -> Result<(), Error> {
+    invitations::Entity::insert(invitations::ActiveModel {
         id: Set(invitation.id.to_string()),
         organization_id: Set(invitation.organization_id.to_string()),
         user_id: Set(invitation.user_id.to_string()),
@@ -32,7 +39,12 @@ fn invitation_row(invitation: &Invitation) -> invitations::ActiveModel {
         expires_at: Set(invitation.expires_at),
         accepted_at: Set(None),
         superseded_at: Set(None),
-    }
+    })
+    .exec(db)
+    .await
+    .map_err(internal)?;
+    insert_notification(db, notification).await?;
+    insert_audit(db, audit).await
 }
 
 /// Ends every invitation of `user` that is neither accepted nor superseded, inside the caller's
@@ -68,12 +80,7 @@ impl InvitationStore for SqlStore {
             ..new_user_row(user, UserStatus::Pending)
         };
         insert_user(&txn, row, user).await?;
-        invitations::Entity::insert(invitation_row(invitation))
-            .exec(&txn)
-            .await
-            .map_err(internal)?;
-        insert_notification(&txn, notification).await?;
-        insert_audit(&txn, audit).await?;
+        send_invitation(&txn, invitation, notification, audit).await?;
         let user = reload_user(&txn, user.organization_id, user.id).await?;
         txn.commit().await.map_err(internal)?; // An early `?` drops `txn` uncommitted: rolled back.
         Ok(user)
@@ -108,12 +115,7 @@ impl InvitationStore for SqlStore {
         }
         // A pending user has no accepted invitation, so this ends every earlier one.
         supersede_open_invitations(&txn, invitation.user_id, invitation.created_at).await?;
-        invitations::Entity::insert(invitation_row(invitation))
-            .exec(&txn)
-            .await
-            .map_err(internal)?;
-        insert_notification(&txn, notification).await?;
-        insert_audit(&txn, audit).await?;
+        send_invitation(&txn, invitation, notification, audit).await?;
         let user = reload_user(&txn, organization, invitation.user_id).await?;
         txn.commit().await.map_err(internal)?;
         Ok(user)

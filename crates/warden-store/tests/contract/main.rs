@@ -22,13 +22,15 @@ use warden_core::{
     Error,
     catalogue::{ADMIN_ROLE, OWNER_ROLE, READ_ONLY_ROLE},
     ids::{
-        AuditEventId, InvitationId, NotificationId, OrganizationId, PermissionKey, RoleId, UserId,
+        AuditEventId, FactorId, InvitationId, NotificationId, OrganizationId, PermissionKey,
+        RoleId, UserId,
     },
     model::{
         Actor, AuditEvent, AuditFilter, Grant, Invitation, NewOrganization, NewUser, Notification,
-        NotificationKind, Organization, Role, Scope, StatusFilter, User, UserFilter,
+        NotificationKind, Organization, RecoveryCode, Role, Scope, SecondFactor,
+        SecondFactorMethod, StatusFilter, User, UserFilter,
     },
-    ports::{InvitationStore, OrganizationStore, UserSearch},
+    ports::{FactorStore, InvitationStore, OrganizationStore, UserSearch},
     validate::Email,
 };
 use warden_store::SqlStore;
@@ -251,10 +253,10 @@ pub fn all_events() -> AuditFilter {
     }
 }
 
-/// Exactly one of two attempts at a single-use step succeeded.
-pub fn exactly_one_succeeded<T: std::fmt::Debug>(results: [Result<T, Error>; 2]) {
-    let wins = results.iter().filter(|result| result.is_ok()).count();
-    assert_eq!(wins, 1, "{results:?}");
+/// Exactly one of two attempts at a single-use step won.
+pub fn exactly_one<T: std::fmt::Debug>(outcomes: [T; 2], won: impl Fn(&T) -> bool) {
+    let wins = outcomes.iter().filter(|outcome| won(outcome)).count();
+    assert_eq!(wins, 1, "{outcomes:?}");
 }
 
 impl TestStore {
@@ -348,5 +350,39 @@ impl TestStore {
             .await
             .unwrap();
         users.into_iter().filter(|user| user.owner).collect()
+    }
+
+    /// A TOTP factor of the organisation's owner, not yet confirmed.
+    pub async fn totp_factor(&self, org: &Org) -> FactorId {
+        let factor = SecondFactor {
+            id: FactorId::generate(),
+            organization_id: org.id,
+            user_id: org.owner,
+            method: SecondFactorMethod::Totp,
+            confirmed: false,
+            phone_number: None,
+            encrypted_secret: Some("sealed".to_owned()),
+            created_at: Utc::now(),
+        };
+        self.create_factor(&factor, None, &audit(org.id, "factor.added"))
+            .await
+            .unwrap();
+        factor.id
+    }
+
+    /// A live recovery code of the organisation's owner; returns its hash.
+    pub async fn recovery_code(&self, org: &Org) -> String {
+        let code = RecoveryCode {
+            id: Uuid::now_v7(),
+            organization_id: org.id,
+            user_id: org.owner,
+            code_hash: format!("recovery {}", Uuid::new_v4()),
+            created_at: Utc::now(),
+            expires_at: Utc::now() + Duration::days(1),
+        };
+        self.issue_recovery_code(&code, &audit(org.id, "recovery_code.issued"))
+            .await
+            .unwrap();
+        code.code_hash
     }
 }

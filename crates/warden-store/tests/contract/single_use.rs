@@ -5,15 +5,15 @@ use uuid::Uuid;
 use warden_core::{
     Error,
     catalogue::READ_ONLY_ROLE,
-    ids::{ChallengeId, FactorId, RoleId, SessionId, UserId},
+    ids::{ChallengeId, RoleId, SessionId, UserId},
     model::{
-        Challenge, InvitationState, NotificationKind, PasswordReset, RecoveryCode, RefreshOutcome,
-        SecondFactor, SecondFactorMethod, Session, SsoConfig, SsoIdentity, UserStatus,
+        Challenge, InvitationState, NotificationKind, PasswordReset, RefreshOutcome, Session,
+        SsoConfig, SsoIdentity, UserStatus,
     },
     ports::{CredentialStore, FactorStore, InvitationStore, SessionStore, SsoStore, UserStore},
 };
 
-use crate::{Org, TestStore, audit, email, exactly_one_succeeded, notification, on_all};
+use crate::{Org, TestStore, audit, email, exactly_one, notification, on_all};
 
 /// Runs each concurrent check this many times, each on fresh rows, so the two attempts overlap in
 /// more than one way.
@@ -76,7 +76,7 @@ pub async fn concurrent_accepts_of_one_invitation_succeed_once(store: &TestStore
                 .await
         };
         let (first, second) = tokio::join!(accept(), accept());
-        exactly_one_succeeded([first, second]);
+        exactly_one([first, second], Result::is_ok);
     }
 }
 
@@ -133,12 +133,9 @@ pub async fn concurrent_rotations_of_one_refresh_token_rotate_once(store: &TestS
             store.rotate_refresh_token(&token, &next, Utc::now()),
             store.rotate_refresh_token(&token, &other, Utc::now()),
         );
-        let outcomes = [first.unwrap(), second.unwrap()];
-        let rotated = outcomes
-            .iter()
-            .filter(|outcome| matches!(outcome, RefreshOutcome::Rotated(_)))
-            .count();
-        assert_eq!(rotated, 1, "{outcomes:?}");
+        exactly_one([first.unwrap(), second.unwrap()], |outcome| {
+            matches!(outcome, RefreshOutcome::Rotated(_))
+        });
     }
 }
 
@@ -206,31 +203,13 @@ pub async fn concurrent_completions_of_one_password_reset_succeed_once(store: &T
                 .await
         };
         let (first, second) = tokio::join!(complete(), complete());
-        exactly_one_succeeded([first, second]);
+        exactly_one([first, second], Result::is_ok);
     }
-}
-
-async fn totp_factor(store: &TestStore, acme: &Org) -> FactorId {
-    let factor = SecondFactor {
-        id: FactorId::generate(),
-        organization_id: acme.id,
-        user_id: acme.owner,
-        method: SecondFactorMethod::Totp,
-        confirmed: true,
-        phone_number: None,
-        encrypted_secret: Some("sealed".to_owned()),
-        created_at: Utc::now(),
-    };
-    store
-        .create_factor(&factor, None, &audit(acme.id, "factor.added"))
-        .await
-        .unwrap();
-    factor.id
 }
 
 pub async fn a_totp_step_is_used_once_and_never_an_earlier_one(store: &TestStore) {
     let acme = store.organization().await;
-    let factor = totp_factor(store, &acme).await;
+    let factor = store.totp_factor(&acme).await;
 
     assert!(store.use_totp_step(factor, 100).await.unwrap());
     assert!(!store.use_totp_step(factor, 100).await.unwrap());
@@ -240,41 +219,19 @@ pub async fn a_totp_step_is_used_once_and_never_an_earlier_one(store: &TestStore
 
 pub async fn concurrent_uses_of_one_totp_step_succeed_once(store: &TestStore) {
     let acme = store.organization().await;
-    let factor = totp_factor(store, &acme).await;
+    let factor = store.totp_factor(&acme).await;
     for step in 0..ROUNDS as i64 {
         let (first, second) = tokio::join!(
             store.use_totp_step(factor, step),
             store.use_totp_step(factor, step)
         );
-        assert_eq!(
-            [first.unwrap(), second.unwrap()]
-                .iter()
-                .filter(|used| **used)
-                .count(),
-            1
-        );
+        exactly_one([first.unwrap(), second.unwrap()], |used| *used);
     }
-}
-
-async fn recovery_code(store: &TestStore, acme: &Org) -> String {
-    let code = RecoveryCode {
-        id: Uuid::now_v7(),
-        organization_id: acme.id,
-        user_id: acme.owner,
-        code_hash: format!("recovery {}", Uuid::new_v4()),
-        created_at: Utc::now(),
-        expires_at: Utc::now() + Duration::days(1),
-    };
-    store
-        .issue_recovery_code(&code, &audit(acme.id, "recovery_code.issued"))
-        .await
-        .unwrap();
-    code.code_hash
 }
 
 pub async fn a_recovery_code_is_used_once(store: &TestStore) {
     let acme = store.organization().await;
-    let code = recovery_code(store, &acme).await;
+    let code = store.recovery_code(&acme).await;
     let use_code = || store.use_recovery_code(acme.id, acme.owner, &code, Utc::now());
 
     assert!(use_code().await.unwrap());
@@ -290,16 +247,10 @@ pub async fn a_recovery_code_is_used_once(store: &TestStore) {
 pub async fn concurrent_uses_of_one_recovery_code_succeed_once(store: &TestStore) {
     let acme = store.organization().await;
     for _ in 0..ROUNDS {
-        let code = recovery_code(store, &acme).await;
+        let code = store.recovery_code(&acme).await;
         let use_code = || store.use_recovery_code(acme.id, acme.owner, &code, Utc::now());
         let (first, second) = tokio::join!(use_code(), use_code());
-        assert_eq!(
-            [first.unwrap(), second.unwrap()]
-                .iter()
-                .filter(|used| **used)
-                .count(),
-            1
-        );
+        exactly_one([first.unwrap(), second.unwrap()], |used| *used);
     }
 }
 
@@ -335,13 +286,7 @@ pub async fn concurrent_completions_of_one_challenge_succeed_once(store: &TestSt
             store.complete_challenge(id, Utc::now()),
             store.complete_challenge(id, Utc::now())
         );
-        assert_eq!(
-            [first.unwrap(), second.unwrap()]
-                .iter()
-                .filter(|done| **done)
-                .count(),
-            1
-        );
+        exactly_one([first.unwrap(), second.unwrap()], |done| *done);
     }
 }
 
@@ -428,6 +373,6 @@ pub async fn concurrent_sign_ins_with_one_sso_token_succeed_once(store: &TestSto
                 .await
         };
         let (first, second) = tokio::join!(sign_in(), sign_in());
-        exactly_one_succeeded([first, second]);
+        exactly_one([first, second], Result::is_ok);
     }
 }

@@ -1,15 +1,12 @@
 //! Reads and writes that name another organisation's ids see nothing and change nothing: every
 //! query filters on the organisation inside the statement.
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 use warden_core::{
     Error,
     catalogue::{ADMIN_ROLE, READ_ONLY_ROLE},
-    ids::{ApiKeyId, EntityId, FactorId, GroupId, InvitationId, PermissionKey, RoleId},
-    model::{
-        ApiKey, Entity, Group, Invitation, RecoveryCode, SecondFactor, SecondFactorMethod,
-        UserChange, UserFilter, UserStatus,
-    },
+    ids::{ApiKeyId, EntityId, GroupId, InvitationId, PermissionKey, RoleId},
+    model::{ApiKey, Entity, Group, Invitation, UserChange, UserFilter, UserStatus},
     ports::{
         ApiKeyStore, AuditStore, CredentialStore, FactorStore, GroupStore, InvitationStore,
         OrganizationStore, RoleStore, SubjectSource, UserSearch, UserStore,
@@ -365,47 +362,23 @@ pub async fn audit_events_of_another_organization_are_invisible(store: &TestStor
 
 pub async fn factors_and_recovery_codes_of_another_organization_are_invisible(store: &TestStore) {
     let (acme, other) = (store.organization().await, store.organization().await);
-    let factor = SecondFactor {
-        id: FactorId::generate(),
-        organization_id: acme.id,
-        user_id: acme.owner,
-        method: SecondFactorMethod::Totp,
-        confirmed: false,
-        phone_number: None,
-        encrypted_secret: Some("sealed".to_owned()),
-        created_at: Utc::now(),
-    };
+    let factor = store.totp_factor(&acme).await;
     store
-        .create_factor(&factor, None, &audit(acme.id, "factor.added"))
+        .confirm_factor(factor, &audit(acme.id, "factor.confirmed"))
         .await
         .unwrap();
-    store
-        .confirm_factor(factor.id, &audit(acme.id, "factor.confirmed"))
-        .await
-        .unwrap();
-    let code = RecoveryCode {
-        id: Uuid::now_v7(),
-        organization_id: acme.id,
-        user_id: acme.owner,
-        code_hash: "recovery hash".to_owned(),
-        created_at: Utc::now(),
-        expires_at: Utc::now() + Duration::days(1),
-    };
-    store
-        .issue_recovery_code(&code, &audit(acme.id, "recovery_code.issued"))
-        .await
-        .unwrap();
+    let code = store.recovery_code(&acme).await;
 
     assert!(
         store
-            .find_factor(acme.id, acme.owner, factor.id)
+            .find_factor(acme.id, acme.owner, factor)
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .find_factor(other.id, acme.owner, factor.id)
+            .find_factor(other.id, acme.owner, factor)
             .await
             .unwrap()
             .is_none()
@@ -436,7 +409,7 @@ pub async fn factors_and_recovery_codes_of_another_organization_are_invisible(st
         .remove_factor(
             other.id,
             acme.owner,
-            factor.id,
+            factor,
             &audit(other.id, "factor.removed"),
         )
         .await;
@@ -456,7 +429,7 @@ pub async fn factors_and_recovery_codes_of_another_organization_are_invisible(st
             .unwrap()
     );
     let used = store
-        .use_recovery_code(other.id, acme.owner, "recovery hash", Utc::now())
+        .use_recovery_code(other.id, acme.owner, &code, Utc::now())
         .await
         .unwrap();
     assert!(!used);

@@ -48,8 +48,18 @@ pub trait OrganizationStore: Send + Sync {
         after: Option<EntityId>,
         limit: u64,
     ) -> Result<Vec<Entity>, Error>;
+    /// Makes an ACTIVE holder of `admin` the owner and the previous owner (if any) an admin on all
+    /// entities, in one transaction; the database's unique owner column keeps exactly one owner.
+    /// `FailedPrecondition` when the new owner is not an active admin.
+    async fn transfer_ownership(
+        &self,
+        organization: OrganizationId,
+        new_owner: UserId,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
 }
 
+/// Users with their grants, and their lifecycle.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn find_user(
@@ -57,18 +67,40 @@ pub trait UserStore: Send + Sync {
         organization: OrganizationId,
         user: UserId,
     ) -> Result<Option<User>, Error>;
-    /// The user with this sign-in email, in any organisation, and their password hash if they have one.
-    async fn find_credentials(
+    /// Renames and/or replaces the grants of a user that is not archived.
+    async fn update_user(
         &self,
-        email: &Email,
-    ) -> Result<Option<(User, Option<String>)>, Error>;
-    /// Starts a session, records the last login and audits the sign-in, in one transaction.
-    async fn record_sign_in(
-        &self,
-        session: &Session,
-        refresh_hash: &str,
+        organization: OrganizationId,
+        user: UserId,
+        change: &UserChange,
         audit: &AuditEvent,
-    ) -> Result<(), Error>;
+    ) -> Result<User, Error>;
+    /// Moves a user from one of `from` to `to`; leaving ACTIVE revokes every session in the same
+    /// transaction. `FailedPrecondition` when the user's status is not in `from`.
+    async fn change_status(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        from: &[UserStatus],
+        to: UserStatus,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+}
+
+/// Listing and searching an organisation's users.
+#[async_trait]
+pub trait UserSearch: Send + Sync {
+    /// Newest first, filtered by status, role, entity reached and text, before the cursor.
+    async fn list_users(
+        &self,
+        organization: OrganizationId,
+        filter: &UserFilter,
+    ) -> Result<Vec<User>, Error>;
+}
+
+/// Invitations: how a user joins an organisation.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
     /// Writes a PENDING user, their first invitation, its notification and the audit row together.
     async fn invite_user(
         &self,
@@ -99,31 +131,23 @@ pub trait UserStore: Send + Sync {
         password_hash: &str,
         audit: &AuditEvent,
     ) -> Result<User, Error>;
-    async fn update_user(
+}
+
+/// Passwords, password resets and the bookkeeping of a sign-in.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The user with this sign-in email, in any organisation, and their password hash if they have one.
+    async fn find_credentials(
         &self,
-        organization: OrganizationId,
-        user: UserId,
-        change: &UserChange,
+        email: &Email,
+    ) -> Result<Option<(User, Option<String>)>, Error>;
+    /// Starts a session, records the last login and audits the sign-in, in one transaction.
+    async fn record_sign_in(
+        &self,
+        session: &Session,
+        refresh_hash: &str,
         audit: &AuditEvent,
-    ) -> Result<User, Error>;
-    /// Moves a user from one of `from` to `to`; leaving ACTIVE revokes every session in the same
-    /// transaction. `FailedPrecondition` when the user's status is not in `from`.
-    async fn change_status(
-        &self,
-        organization: OrganizationId,
-        user: UserId,
-        from: &[UserStatus],
-        to: UserStatus,
-        audit: &AuditEvent,
-    ) -> Result<User, Error>;
-    async fn list_users(
-        &self,
-        organization: OrganizationId,
-        filter: &UserFilter,
-    ) -> Result<Vec<User>, Error>;
-    /// Makes an ACTIVE holder of `admin` the owner and the previous owner (if any) an admin on all
-    /// entities, in one transaction; the database's unique owner column keeps exactly one owner.
-    /// `FailedPrecondition` when the new owner is not an active admin.
+    ) -> Result<(), Error>;
     /// Sets a password hash and revokes every session of the user except `keep`.
     async fn set_password(
         &self,
@@ -152,12 +176,6 @@ pub trait UserStore: Send + Sync {
         password_hash: &str,
         audit: &AuditEvent,
     ) -> Result<(), Error>;
-    async fn transfer_ownership(
-        &self,
-        organization: OrganizationId,
-        new_owner: UserId,
-        audit: &AuditEvent,
-    ) -> Result<User, Error>;
 }
 
 #[async_trait]
@@ -460,6 +478,9 @@ pub trait SubjectSource: Send + Sync {
 pub trait Store:
     OrganizationStore
     + UserStore
+    + UserSearch
+    + InvitationStore
+    + CredentialStore
     + RoleStore
     + SessionStore
     + ApiKeyStore
@@ -477,6 +498,9 @@ pub trait Store:
 impl<T> Store for T where
     T: OrganizationStore
         + UserStore
+        + UserSearch
+        + InvitationStore
+        + CredentialStore
         + RoleStore
         + SessionStore
         + ApiKeyStore

@@ -7,7 +7,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
-use uuid::Uuid;
 use warden_core::{
     Error,
     ids::{GroupId, OrganizationId, RoleId, UserId},
@@ -19,17 +18,14 @@ use crate::{
     SqlStore,
     audit::insert_audit,
     convert::{scopes, uuid},
-    internal, is_unique_violation,
+    grants::replace_grants,
+    internal,
     tables::{group_grants, group_members, groups, users},
-    users::scope_rows,
+    unique_violation_as,
 };
 
 fn name_taken(error: sea_orm::DbErr) -> Error {
-    if is_unique_violation(&error) {
-        Error::AlreadyExists("group name")
-    } else {
-        internal(error)
-    }
+    unique_violation_as(Error::AlreadyExists("group name"))(error)
 }
 
 /// Groups with their grants and members, in three queries whatever their number.
@@ -100,38 +96,15 @@ async fn find(
     }
 }
 
-async fn replace_grants(
+/// The group as the caller's transaction sees it now: what a change returns.
+async fn reload(
     db: &impl ConnectionTrait,
     organization: OrganizationId,
     group: GroupId,
-    grants: &[Grant],
-) -> Result<(), Error> {
-    group_grants::Entity::delete_many()
-        .filter(group_grants::Column::GroupId.eq(group.to_string()))
-        .exec(db)
-        .await
-        .map_err(internal)?;
-    let rows: Vec<_> = grants
-        .iter()
-        .flat_map(|grant| {
-            scope_rows(&grant.scope)
-                .into_iter()
-                .map(|entity| group_grants::ActiveModel {
-                    id: Set(Uuid::now_v7().to_string()),
-                    organization_id: Set(organization.to_string()),
-                    group_id: Set(group.to_string()),
-                    role_id: Set(grant.role.to_string()),
-                    entity_id: Set(entity),
-                })
-        })
-        .collect();
-    if !rows.is_empty() {
-        group_grants::Entity::insert_many(rows)
-            .exec(db)
-            .await
-            .map_err(internal)?;
-    }
-    Ok(())
+) -> Result<Group, Error> {
+    find(db, organization, group)
+        .await?
+        .ok_or(Error::NotFound("group"))
 }
 
 #[async_trait]
@@ -147,11 +120,15 @@ impl GroupStore for SqlStore {
         .exec(&txn)
         .await
         .map_err(name_taken)?;
-        replace_grants(&txn, group.organization_id, group.id, &group.grants).await?;
+        replace_grants::<group_grants::Entity>(
+            &txn,
+            group.organization_id,
+            &group.id.to_string(),
+            &group.grants,
+        )
+        .await?;
         insert_audit(&txn, audit).await?;
-        let created = find(&txn, group.organization_id, group.id)
-            .await?
-            .ok_or(Error::NotFound("group"))?;
+        let created = reload(&txn, group.organization_id, group.id).await?;
         txn.commit().await.map_err(internal)?;
         Ok(created)
     }
@@ -204,12 +181,11 @@ impl GroupStore for SqlStore {
             return Err(Error::NotFound("group"));
         }
         if let Some(grants) = grants {
-            replace_grants(&txn, organization, group, grants).await?;
+            replace_grants::<group_grants::Entity>(&txn, organization, &group.to_string(), grants)
+                .await?;
         }
         insert_audit(&txn, audit).await?;
-        let updated = find(&txn, organization, group)
-            .await?
-            .ok_or(Error::NotFound("group"))?;
+        let updated = reload(&txn, organization, group).await?;
         txn.commit().await.map_err(internal)?;
         Ok(updated)
     }
@@ -285,9 +261,7 @@ impl GroupStore for SqlStore {
                 .map_err(internal)?;
         }
         insert_audit(&txn, audit).await?;
-        let updated = find(&txn, organization, group)
-            .await?
-            .ok_or(Error::NotFound("group"))?;
+        let updated = reload(&txn, organization, group).await?;
         txn.commit().await.map_err(internal)?;
         Ok(updated)
     }

@@ -3,12 +3,16 @@
 mod api_keys;
 mod audit;
 mod convert;
+mod credentials;
 mod factors;
+mod grants;
 mod groups;
+mod invitations;
 mod migration;
 mod notifications;
 mod organizations;
 mod roles;
+mod search;
 mod sessions;
 mod signing_keys;
 mod sso;
@@ -73,6 +77,12 @@ pub(crate) fn internal(error: DbErr) -> Error {
     Error::internal(error)
 }
 
-pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+/// For a write that a unique index can refuse: the violation becomes `taken`, the conflict the
+/// caller means (`EmailInUse`, `AlreadyExists("group name")`, a replayed token); any other failure
+/// is internal.
+pub(crate) fn unique_violation_as(taken: Error) -> impl FnOnce(DbErr) -> Error {
+    move |error| match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => taken,
+        _ => internal(error),
+    }
 }

@@ -1,14 +1,16 @@
-//! `OrganizationStore`: organisations, their bootstrap, and the entity tree.
+//! `OrganizationStore`: organisations, their bootstrap, the entity tree, and the one owner.
 use async_trait::async_trait;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use uuid::Uuid;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
 use warden_core::{
     Error,
-    catalogue::OWNER_ROLE,
-    ids::{EntityId, OrganizationId},
+    catalogue::{ADMIN_ROLE, OWNER_ROLE},
+    ids::{EntityId, OrganizationId, RoleId, UserId},
     model::{
-        AuditEvent, Entity, NewOrganization, Organization, OrganizationSettings, Role, User,
-        UserStatus,
+        AuditEvent, Entity, Grant, NewOrganization, NewUser, Organization, OrganizationSettings,
+        Role, Scope, User, UserStatus,
     },
     ports::OrganizationStore,
 };
@@ -16,9 +18,13 @@ use warden_core::{
 use crate::{
     SqlStore,
     audit::insert_audit,
-    convert, internal, is_unique_violation,
+    convert,
+    grants::replace_grants,
+    internal,
     roles::insert_role,
     tables::{entities, organizations, user_grants, users},
+    unique_violation_as,
+    users::{insert_user, new_user_row, reload_user},
 };
 
 #[async_trait]
@@ -48,43 +54,29 @@ impl OrganizationStore for SqlStore {
         for (position, role) in roles.iter().enumerate() {
             insert_role(&txn, role, format!("0-{position:04}")).await?;
         }
-        let owner = users::ActiveModel {
-            id: Set(new.owner_id.to_string()),
-            organization_id: Set(org.id.to_string()),
-            email: Set(new.owner_email.as_str().to_owned()),
-            first_name: Set(new.owner_first_name.clone()),
-            last_name: Set(new.owner_last_name.clone()),
-            status: Set(UserStatus::Active.as_str().to_owned()),
+        let owner = NewUser {
+            id: new.owner_id,
+            organization_id: org.id,
+            email: new.owner_email.clone(),
+            first_name: new.owner_first_name.clone(),
+            last_name: new.owner_last_name.clone(),
+            grants: vec![Grant {
+                role: RoleId::new(OWNER_ROLE),
+                scope: Scope::All,
+            }],
+            direct_grants: vec![],
+            created_at: org.created_at,
+        };
+        let row = users::ActiveModel {
             owner_of: Set(Some(org.id.to_string())),
             password_hash: Set(Some(new.owner_password_hash.clone())),
-            created_at: Set(org.created_at),
-            last_login_at: Set(None),
-            invitation_expires_at: Set(None),
+            ..new_user_row(&owner, UserStatus::Active)
         };
-        let owner = users::Entity::insert(owner)
-            .exec_with_returning(&txn)
-            .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    Error::EmailInUse
-                } else {
-                    internal(err)
-                }
-            })?;
-        let grant = user_grants::ActiveModel {
-            id: Set(Uuid::now_v7().to_string()),
-            organization_id: Set(org.id.to_string()),
-            user_id: Set(new.owner_id.to_string()),
-            role_id: Set(OWNER_ROLE.to_owned()),
-            entity_id: Set(None),
-        };
-        let grant = user_grants::Entity::insert(grant)
-            .exec_with_returning(&txn)
-            .await
-            .map_err(internal)?;
+        insert_user(&txn, row, &owner).await?;
+        let owner = reload_user(&txn, org.id, owner.id).await?;
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)?; // An early `?` drops `txn` uncommitted: rolled back.
-        Ok((org.clone(), convert::user(owner, vec![grant], vec![])?))
+        Ok((org.clone(), owner))
     }
 
     async fn find_organization(&self, id: OrganizationId) -> Result<Option<Organization>, Error> {
@@ -170,4 +162,77 @@ impl OrganizationStore for SqlStore {
             .map_err(internal)?;
         rows.into_iter().map(convert::entity).collect()
     }
+
+    async fn transfer_ownership(
+        &self,
+        organization: OrganizationId,
+        new_owner: UserId,
+        audit: &AuditEvent,
+    ) -> Result<User, Error> {
+        let txn = self.begin().await?;
+        let candidate = reload_user(&txn, organization, new_owner).await?;
+        let is_admin = candidate
+            .grants
+            .iter()
+            .any(|grant| grant.role.as_str() == ADMIN_ROLE);
+        if candidate.owner {
+            return Err(Error::FailedPrecondition(
+                "new_owner_user_id: is already the owner".into(),
+            ));
+        }
+        if candidate.status != UserStatus::Active || !is_admin {
+            return Err(not_an_active_admin());
+        }
+        let previous = users::Entity::find()
+            .filter(users::Column::OwnerOf.eq(organization.to_string()))
+            .one(&txn)
+            .await
+            .map_err(internal)?;
+        // Clear, then set: the unique owner column never holds two owners, even for an instant.
+        users::Entity::update_many()
+            .col_expr(users::Column::OwnerOf, Expr::value(Option::<String>::None))
+            .filter(users::Column::OwnerOf.eq(organization.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        // Conditional on the candidate still being active at this instant (a concurrent suspension
+        // wins or loses as a whole); a concurrent transfer trips the unique owner column instead.
+        let promoted = users::Entity::update_many()
+            .col_expr(
+                users::Column::OwnerOf,
+                Expr::value(organization.to_string()),
+            )
+            .filter(users::Column::Id.eq(new_owner.to_string()))
+            .filter(users::Column::OrganizationId.eq(organization.to_string()))
+            .filter(users::Column::Status.eq(UserStatus::Active.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(unique_violation_as(Error::FailedPrecondition(
+                "ownership changed concurrently; try again".into(),
+            )))?;
+        if promoted.rows_affected != 1 {
+            return Err(not_an_active_admin());
+        }
+        let on_all = |role: &str| {
+            [Grant {
+                role: RoleId::new(role),
+                scope: Scope::All,
+            }]
+        };
+        if let Some(previous) = previous {
+            let admin = on_all(ADMIN_ROLE);
+            replace_grants::<user_grants::Entity>(&txn, organization, &previous.id, &admin).await?;
+        }
+        let owner = on_all(OWNER_ROLE);
+        replace_grants::<user_grants::Entity>(&txn, organization, &new_owner.to_string(), &owner)
+            .await?;
+        insert_audit(&txn, audit).await?;
+        let user = reload_user(&txn, organization, new_owner).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(user)
+    }
+}
+
+fn not_an_active_admin() -> Error {
+    Error::FailedPrecondition("new_owner_user_id: must be an active admin".into())
 }

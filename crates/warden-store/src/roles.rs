@@ -18,8 +18,9 @@ use warden_core::{
 use crate::{
     SqlStore,
     audit::insert_audit,
-    internal, is_unique_violation,
+    internal,
     tables::{direct_permissions, group_grants, role_permissions, roles, user_grants},
+    unique_violation_as,
 };
 
 /// Inserts a role and its permissions inside the caller's transaction.
@@ -38,13 +39,12 @@ pub(crate) async fn insert_role(
     })
     .exec(db)
     .await
-    .map_err(|err| {
-        if is_unique_violation(&err) {
-            Error::AlreadyExists("role name")
-        } else {
-            internal(err)
-        }
-    })?;
+    .map_err(unique_violation_as(Error::AlreadyExists("role name")))?;
+    insert_permissions(db, role).await
+}
+
+/// Writes the role's permission rows inside the caller's transaction.
+async fn insert_permissions(db: &impl ConnectionTrait, role: &Role) -> Result<(), Error> {
     let rows = role
         .permissions
         .iter()
@@ -82,6 +82,30 @@ pub(crate) async fn permissions_of(
     Ok(permissions)
 }
 
+/// Roles with their permissions, each with its sort key, in two queries whatever their number.
+async fn with_permissions(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    rows: Vec<roles::Model>,
+) -> Result<Vec<(String, Role)>, Error> {
+    let mut permissions =
+        permissions_of(db, organization, rows.iter().map(|row| row.id.clone())).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let role = Role {
+                permissions: permissions.remove(&row.id).unwrap_or_default(),
+                id: RoleId::new(row.id),
+                organization_id: organization,
+                name: row.name,
+                description: row.description,
+                predefined: row.predefined,
+            };
+            (row.sort_key, role)
+        })
+        .collect())
+}
+
 #[async_trait]
 impl RoleStore for SqlStore {
     async fn list_roles(
@@ -101,26 +125,7 @@ impl RoleStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(internal)?;
-        let mut permissions = permissions_of(
-            &self.db,
-            organization,
-            rows.iter().map(|row| row.id.clone()),
-        )
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let role = Role {
-                    permissions: permissions.remove(&row.id).unwrap_or_default(),
-                    id: RoleId::new(row.id),
-                    organization_id: organization,
-                    name: row.name,
-                    description: row.description,
-                    predefined: row.predefined,
-                };
-                (row.sort_key, role)
-            })
-            .collect())
+        with_permissions(&self.db, organization, rows).await
     }
 
     async fn find_roles(
@@ -134,23 +139,8 @@ impl RoleStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(internal)?;
-        let mut permissions = permissions_of(
-            &self.db,
-            organization,
-            rows.iter().map(|row| row.id.clone()),
-        )
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Role {
-                permissions: permissions.remove(&row.id).unwrap_or_default(),
-                id: RoleId::new(row.id),
-                organization_id: organization,
-                name: row.name,
-                description: row.description,
-                predefined: row.predefined,
-            })
-            .collect())
+        let roles = with_permissions(&self.db, organization, rows).await?;
+        Ok(roles.into_iter().map(|(_, role)| role).collect())
     }
 
     async fn create_role(&self, role: &Role, audit: &AuditEvent) -> Result<Role, Error> {
@@ -180,13 +170,7 @@ impl RoleStore for SqlStore {
             .filter(roles::Column::Predefined.eq(false))
             .exec(&txn)
             .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    Error::AlreadyExists("role name")
-                } else {
-                    internal(err)
-                }
-            })?;
+            .map_err(unique_violation_as(Error::AlreadyExists("role name")))?;
         if updated.rows_affected == 0 {
             return Err(missing_or_predefined(&txn, role.organization_id, &role.id).await);
         }
@@ -199,18 +183,7 @@ impl RoleStore for SqlStore {
                 .exec(&txn)
                 .await
                 .map_err(internal)?;
-            let rows = role
-                .permissions
-                .iter()
-                .map(|permission| role_permissions::ActiveModel {
-                    organization_id: Set(role.organization_id.to_string()),
-                    role_id: Set(role.id.to_string()),
-                    permission: Set(permission.to_string()),
-                });
-            role_permissions::Entity::insert_many(rows)
-                .exec(&txn)
-                .await
-                .map_err(internal)?;
+            insert_permissions(&txn, role).await?;
         }
         insert_audit(&txn, audit).await?;
         let mut stored = permissions_of(&txn, role.organization_id, [role.id.to_string()]).await?;

@@ -2,7 +2,9 @@
 //! refresh-token rotation with reuse detection.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
 use warden_core::{
     Error,
     ids::{OrganizationId, SessionId, UserId},
@@ -113,4 +115,21 @@ impl SessionStore for SqlStore {
             .map(|_| ())
             .map_err(internal)
     }
+}
+
+/// Ends every live session of `user` except `keep`, inside the caller's transaction.
+pub(crate) async fn revoke_sessions(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    keep: Option<SessionId>,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let mut update = sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(at))
+        .filter(sessions::Column::UserId.eq(user.to_string()))
+        .filter(sessions::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(sessions::Column::Id.ne(keep.to_string()));
+    }
+    update.exec(db).await.map(|_| ()).map_err(internal)
 }

@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
 use warden_core::{Error, model::SigningKey, ports::SigningKeyStore};
 
-use crate::{SqlStore, internal, is_unique_violation, tables::signing_keys};
+use crate::{SqlStore, internal, tables::signing_keys, unique_violation_as};
 
 #[async_trait]
 impl SigningKeyStore for SqlStore {
@@ -35,12 +35,6 @@ impl SigningKeyStore for SqlStore {
         .exec(&self.db)
         .await
         .map(|_| ())
-        .map_err(|err| {
-            if is_unique_violation(&err) {
-                Error::AlreadyExists("signing key")
-            } else {
-                internal(err)
-            }
-        })
+        .map_err(unique_violation_as(Error::AlreadyExists("signing key")))
     }
 }

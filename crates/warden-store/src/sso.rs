@@ -5,11 +5,13 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
-use uuid::Uuid;
 use warden_core::{
     Error,
     ids::{OrganizationId, RoleId, UserId},
-    model::{Actor, AuditEvent, Organization, SsoConfig, SsoIdentity, User, UserStatus},
+    model::{
+        Actor, AuditEvent, Grant, NewUser, Organization, Scope, SsoConfig, SsoIdentity, User,
+        UserStatus,
+    },
     ports::SsoStore,
 };
 
@@ -17,9 +19,10 @@ use crate::{
     SqlStore,
     audit::insert_audit,
     convert::{self, uuid},
-    internal, is_unique_violation,
-    tables::{organizations, sso_configs, sso_identities, sso_used_tokens, user_grants, users},
-    users::load_user,
+    internal,
+    tables::{organizations, sso_configs, sso_identities, sso_used_tokens, users},
+    unique_violation_as,
+    users::{insert_user, load_user, new_user_row},
 };
 
 fn config(row: sso_configs::Model) -> Result<SsoConfig, Error> {
@@ -117,13 +120,9 @@ impl SsoStore for SqlStore {
         })
         .exec(&txn)
         .await
-        .map_err(|err| {
-            if is_unique_violation(&err) {
-                Error::Unauthenticated("id_token: already used")
-            } else {
-                internal(err)
-            }
-        })?;
+        .map_err(unique_violation_as(Error::Unauthenticated(
+            "id_token: already used",
+        )))?;
         let linked = sso_identities::Entity::find_by_id((
             organization.clone(),
             identity.issuer.clone(),
@@ -156,38 +155,20 @@ impl SsoStore for SqlStore {
                     }
                     Some(user) => user.id,
                     None => {
-                        users::Entity::insert(users::ActiveModel {
-                            id: Set(new_user_id.to_string()),
-                            organization_id: Set(organization.clone()),
-                            email: Set(email.as_str().to_owned()),
-                            first_name: Set(identity.first_name.clone()),
-                            last_name: Set(identity.last_name.clone()),
-                            status: Set(UserStatus::Active.as_str().to_owned()),
-                            owner_of: Set(None),
-                            password_hash: Set(None),
-                            created_at: Set(audit.created_at),
-                            last_login_at: Set(None),
-                            invitation_expires_at: Set(None),
-                        })
-                        .exec(&txn)
-                        .await
-                        .map_err(|err| {
-                            if is_unique_violation(&err) {
-                                Error::EmailInUse
-                            } else {
-                                internal(err)
-                            }
-                        })?;
-                        user_grants::Entity::insert(user_grants::ActiveModel {
-                            id: Set(Uuid::now_v7().to_string()),
-                            organization_id: Set(organization.clone()),
-                            user_id: Set(new_user_id.to_string()),
-                            role_id: Set(config.default_role.to_string()),
-                            entity_id: Set(None),
-                        })
-                        .exec(&txn)
-                        .await
-                        .map_err(internal)?;
+                        let new = NewUser {
+                            id: new_user_id,
+                            organization_id: config.organization_id,
+                            email: email.clone(),
+                            first_name: identity.first_name.clone(),
+                            last_name: identity.last_name.clone(),
+                            grants: vec![Grant {
+                                role: config.default_role.clone(),
+                                scope: Scope::All,
+                            }],
+                            direct_grants: vec![],
+                            created_at: audit.created_at,
+                        };
+                        insert_user(&txn, new_user_row(&new, UserStatus::Active), &new).await?;
                         new_user_id.to_string()
                     }
                 };
@@ -200,13 +181,9 @@ impl SsoStore for SqlStore {
                 })
                 .exec(&txn)
                 .await
-                .map_err(|err| {
-                    if is_unique_violation(&err) {
-                        Error::Unauthenticated("id_token: the email belongs to another identity")
-                    } else {
-                        internal(err)
-                    }
-                })?;
+                .map_err(unique_violation_as(Error::Unauthenticated(
+                    "id_token: the email belongs to another identity",
+                )))?;
                 user_id
             }
         };

@@ -1,0 +1,206 @@
+//! `InvitationStore`: how a user joins an organisation. An invitation is spent by a conditional
+//! update, so of two concurrent accepts (or an accept and a resend) exactly one wins.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use warden_core::{
+    Error,
+    ids::{InvitationId, OrganizationId, UserId},
+    model::{AuditEvent, Invitation, InvitationState, NewUser, Notification, User, UserStatus},
+    ports::InvitationStore,
+};
+
+use crate::{
+    SqlStore,
+    audit::insert_audit,
+    convert::uuid,
+    internal,
+    notifications::insert_notification,
+    tables::{invitations, users},
+    users::{find_row, insert_user, load_user, missing_or, new_user_row, reload_user},
+};
+
+/// Writes a new invitation, the notification that carries its token and the audit row, inside the
+/// caller's transaction.
+async fn send_invitation(
+    db: &impl ConnectionTrait,
+    invitation: &Invitation,
+    notification: &Notification,
+    audit: &AuditEvent,
+) -> Result<(), Error> {
+    invitations::Entity::insert(invitations::ActiveModel {
+        id: Set(invitation.id.to_string()),
+        organization_id: Set(invitation.organization_id.to_string()),
+        user_id: Set(invitation.user_id.to_string()),
+        token_hash: Set(invitation.token_hash.clone()),
+        created_at: Set(invitation.created_at),
+        expires_at: Set(invitation.expires_at),
+        accepted_at: Set(None),
+        superseded_at: Set(None),
+    })
+    .exec(db)
+    .await
+    .map_err(internal)?;
+    insert_notification(db, notification).await?;
+    insert_audit(db, audit).await
+}
+
+/// Ends every invitation of `user` that is neither accepted nor superseded, inside the caller's
+/// transaction: on a resend, and when the user leaves ACTIVE or PENDING.
+pub(crate) async fn supersede_open_invitations(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    invitations::Entity::update_many()
+        .col_expr(invitations::Column::SupersededAt, Expr::value(at))
+        .filter(invitations::Column::UserId.eq(user.to_string()))
+        .filter(invitations::Column::AcceptedAt.is_null())
+        .filter(invitations::Column::SupersededAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+        .map_err(internal)
+}
+
+#[async_trait]
+impl InvitationStore for SqlStore {
+    async fn invite_user(
+        &self,
+        user: &NewUser,
+        invitation: &Invitation,
+        notification: &Notification,
+        audit: &AuditEvent,
+    ) -> Result<User, Error> {
+        let txn = self.begin().await?;
+        let row = users::ActiveModel {
+            invitation_expires_at: Set(Some(invitation.expires_at)),
+            ..new_user_row(user, UserStatus::Pending)
+        };
+        insert_user(&txn, row, user).await?;
+        send_invitation(&txn, invitation, notification, audit).await?;
+        let user = reload_user(&txn, user.organization_id, user.id).await?;
+        txn.commit().await.map_err(internal)?; // An early `?` drops `txn` uncommitted: rolled back.
+        Ok(user)
+    }
+
+    async fn resend_invitation(
+        &self,
+        organization: OrganizationId,
+        invitation: &Invitation,
+        notification: &Notification,
+        audit: &AuditEvent,
+    ) -> Result<User, Error> {
+        let txn = self.begin().await?;
+        let updated = users::Entity::update_many()
+            .col_expr(
+                users::Column::InvitationExpiresAt,
+                Expr::value(invitation.expires_at),
+            )
+            .filter(users::Column::Id.eq(invitation.user_id.to_string()))
+            .filter(users::Column::OrganizationId.eq(organization.to_string()))
+            .filter(users::Column::Status.eq(UserStatus::Pending.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if updated.rows_affected == 0 {
+            return Err(missing_or(&txn, organization, invitation.user_id, |_| {
+                Error::FailedPrecondition(
+                    "user: only pending or expired invitations can be resent".into(),
+                )
+            })
+            .await);
+        }
+        // A pending user has no accepted invitation, so this ends every earlier one.
+        supersede_open_invitations(&txn, invitation.user_id, invitation.created_at).await?;
+        send_invitation(&txn, invitation, notification, audit).await?;
+        let user = reload_user(&txn, organization, invitation.user_id).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(user)
+    }
+
+    async fn find_invitation(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Invitation, InvitationState, User)>, Error> {
+        let row = invitations::Entity::find()
+            .filter(invitations::Column::TokenHash.eq(token_hash))
+            .one(&self.db)
+            .await
+            .map_err(internal)?;
+        let Some(row) = row else { return Ok(None) };
+        let organization = OrganizationId(uuid(&row.organization_id)?);
+        let user = UserId(uuid(&row.user_id)?);
+        let user = find_row(&self.db, organization, user)
+            .await?
+            .ok_or_else(|| Error::internal("invitation without user"))?;
+        let state = match (row.accepted_at, row.superseded_at) {
+            (Some(_), _) => InvitationState::Accepted,
+            (None, Some(_)) => InvitationState::Superseded,
+            (None, None) => InvitationState::Live,
+        };
+        let invitation = Invitation {
+            id: InvitationId(uuid(&row.id)?),
+            organization_id: organization,
+            user_id: UserId(uuid(&row.user_id)?),
+            token_hash: row.token_hash,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        };
+        Ok(Some((invitation, state, load_user(&self.db, user).await?)))
+    }
+
+    async fn accept_invitation(
+        &self,
+        invitation: InvitationId,
+        password_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<User, Error> {
+        let txn = self.begin().await?;
+        let row = invitations::Entity::find_by_id(invitation.to_string())
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::NotFound("invitation"))?;
+        let activated = users::Entity::update_many()
+            .col_expr(
+                users::Column::Status,
+                Expr::value(UserStatus::Active.as_str()),
+            )
+            .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(
+                users::Column::InvitationExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(users::Column::Id.eq(row.user_id.clone()))
+            .filter(users::Column::Status.eq(UserStatus::Pending.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        // Spends the invitation only if it is still live and unexpired at this instant.
+        let spent = invitations::Entity::update_many()
+            .col_expr(
+                invitations::Column::AcceptedAt,
+                Expr::value(audit.created_at),
+            )
+            .filter(invitations::Column::Id.eq(invitation.to_string()))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::SupersededAt.is_null())
+            .filter(invitations::Column::ExpiresAt.gt(audit.created_at))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if activated.rows_affected == 0 || spent.rows_affected == 0 {
+            return Err(Error::FailedPrecondition(
+                "invitation: no longer valid".into(),
+            ));
+        }
+        insert_audit(&txn, audit).await?;
+        let organization = OrganizationId(uuid(&row.organization_id)?);
+        let user = reload_user(&txn, organization, UserId(uuid(&row.user_id)?)).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(user)
+    }
+}

@@ -1,7 +1,7 @@
 //! AuditService: every change and sign-in leaves a row, filtered and paged, without secrets.
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{PASSWORD, TestServer, grant, with_token};
+use warden_tests::{PASSWORD, TestServer, grant};
 
 #[tokio::test]
 async fn changes_and_sign_ins_are_audited_with_actor_target_and_origin() {
@@ -13,29 +13,25 @@ async fn changes_and_sign_ins_are_audited_with_actor_target_and_origin() {
     server
         .sign_in_error("alan@example.com", "not alan's password at all")
         .await;
-    let suspend = v1::SuspendUserRequest {
-        organization_id: org.id.clone(),
-        user_id: alan.id.clone(),
-    };
+    let suspend = org.suspend_user(&alan.id);
     server
-        .users()
-        .suspend_user(with_token(&org.owner_token, suspend))
+        .users(&org.owner_token)
+        .suspend_user(suspend)
         .await
         .unwrap();
 
-    let mut audit = server.audit();
+    let mut audit = server.audit(&org.owner_token);
     let list = |action: &str, page_size: i32, page_token: String| v1::ListAuditEventsRequest {
-        organization_id: org.id.clone(),
         action: action.into(),
         page_size,
         page_token,
-        ..Default::default()
+        ..org.list_audit_events()
     };
     // The failed sign-in is recorded off the response path: give it a moment.
     let mut events = Vec::new();
     for _ in 0..50 {
         events = audit
-            .list_audit_events(with_token(&org.owner_token, list("", 500, String::new())))
+            .list_audit_events(list("", 500, String::new()))
             .await
             .unwrap()
             .into_inner()
@@ -87,40 +83,19 @@ async fn changes_and_sign_ins_are_audited_with_actor_target_and_origin() {
     assert!(suspended.before_json.contains("\"status\":\"active\""));
 
     // Filters and pages.
-    let only = audit
-        .list_audit_events(with_token(
-            &org.owner_token,
-            list("user.suspended", 0, String::new()),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(only.events.len(), 1);
+    let only = audit.list_audit_events(list("user.suspended", 0, String::new()));
+    assert_eq!(only.await.unwrap().into_inner().events.len(), 1);
     let by_target = v1::ListAuditEventsRequest {
-        organization_id: org.id.clone(),
         target_id: alan.id.clone(),
-        ..Default::default()
+        ..org.list_audit_events()
     };
-    let by_target = audit
-        .list_audit_events(with_token(&org.owner_token, by_target))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let by_target = audit.list_audit_events(by_target).await.unwrap();
+    let by_target = by_target.into_inner().events;
     assert!(by_target.iter().all(|e| e.target_id == alan.id) && by_target.len() >= 4);
-    let first = audit
-        .list_audit_events(with_token(&org.owner_token, list("", 2, String::new())))
-        .await
-        .unwrap()
-        .into_inner();
-    let second = audit
-        .list_audit_events(with_token(
-            &org.owner_token,
-            list("", 2, first.next_page_token),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = audit.list_audit_events(list("", 2, String::new())).await;
+    let first = first.unwrap().into_inner();
+    let second = audit.list_audit_events(list("", 2, first.next_page_token.clone()));
+    let second = second.await.unwrap().into_inner();
     assert_eq!(first.events.len(), 2);
     assert!(
         second
@@ -154,13 +129,9 @@ async fn reading_the_audit_log_needs_audit_read() {
     let developer = server
         .member(&org, "dev@example.com", vec![grant("developer", &[])])
         .await;
-    let list = v1::ListAuditEventsRequest {
-        organization_id: org.id.clone(),
-        ..Default::default()
-    };
     let error = server
-        .audit()
-        .list_audit_events(with_token(&developer.token, list))
+        .audit(&developer.token)
+        .list_audit_events(org.list_audit_events())
         .await
         .unwrap_err();
     assert_eq!(
@@ -168,13 +139,9 @@ async fn reading_the_audit_log_needs_audit_read() {
         (Code::PermissionDenied, "requires audit.read")
     );
     let other = server.create_organization("Globex").await;
-    let list = v1::ListAuditEventsRequest {
-        organization_id: other.id.clone(),
-        ..Default::default()
-    };
     let error = server
-        .audit()
-        .list_audit_events(with_token(&org.owner_token, list))
+        .audit(&org.owner_token)
+        .list_audit_events(other.list_audit_events())
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound);

@@ -2,7 +2,7 @@
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{PASSWORD, TestServer, with_token};
+use warden_tests::{ANONYMOUS, PASSWORD, TestServer};
 
 fn header(token: &str) -> serde_json::Value {
     let encoded = token.split('.').next().unwrap();
@@ -45,7 +45,7 @@ async fn sign_in_issues_an_eddsa_token_whose_kid_is_in_the_jwks() {
     );
 
     let jwks = server
-        .auth()
+        .auth(ANONYMOUS)
         .get_jwks(v1::GetJwksRequest {})
         .await
         .unwrap()
@@ -79,7 +79,7 @@ async fn sign_in_issues_an_eddsa_token_whose_kid_is_in_the_jwks() {
 async fn unknown_email_and_wrong_password_answer_alike() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut auth = server.auth();
+    let mut auth = server.auth(ANONYMOUS);
     let wrong_password = v1::SignInRequest {
         email: org.owner_email.clone(),
         password: "not the password at all".into(),
@@ -125,9 +125,6 @@ async fn tampered_foreign_and_malformed_tokens_are_unauthenticated() {
     forged["org"] = serde_json::Value::String(foreign.id.clone());
     parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
     let tampered = parts.join(".");
-    let request = || v1::GetOrganizationRequest {
-        organization_id: org.id.clone(),
-    };
     for bad in [
         tampered.as_str(),
         foreign.owner_token.as_str(),
@@ -135,19 +132,19 @@ async fn tampered_foreign_and_malformed_tokens_are_unauthenticated() {
         "garbage",
     ] {
         let error = server
-            .organizations()
-            .get_organization(with_token(bad, request()))
+            .organizations(bad)
+            .get_organization(org.get_organization())
             .await
             .unwrap_err();
         assert_eq!(error.code(), Code::Unauthenticated, "{bad}");
     }
-    let mut unauthenticated = tonic::Request::new(request());
-    unauthenticated
+    let mut basic = tonic::Request::new(org.get_organization());
+    basic
         .metadata_mut()
         .insert("authorization", "Basic abc".parse().unwrap());
     let error = server
-        .organizations()
-        .get_organization(unauthenticated)
+        .organizations(ANONYMOUS)
+        .get_organization(basic)
         .await
         .unwrap_err();
     assert_eq!(
@@ -164,21 +161,12 @@ async fn an_expired_access_token_is_unauthenticated() {
     let db = warden_tests::TestDatabase::fresh().await;
     let server = TestServer::start_with(db, |config| config.access_token_ttl_seconds = 1).await;
     let org = server.create_organization("Acme").await;
-    let request = || v1::GetOrganizationRequest {
-        organization_id: org.id.clone(),
-    };
-    assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&org.owner_token, request()))
-            .await
-            .is_ok()
-    );
+    let mut owner = server.organizations(&org.owner_token);
+    assert!(owner.get_organization(org.get_organization()).await.is_ok());
     // One second of life plus the five seconds of leeway for clock skew.
     server.advance(std::time::Duration::from_millis(7_100));
-    let error = server
-        .organizations()
-        .get_organization(with_token(&org.owner_token, request()))
+    let error = owner
+        .get_organization(org.get_organization())
         .await
         .unwrap_err();
     assert_eq!(

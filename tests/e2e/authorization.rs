@@ -1,48 +1,19 @@
 //! AuthorizationService: decisions for API-key callers, scoped to entities and organisations.
 use tonic::Code;
 use warden_proto::v1::{self, consistency::Requirement};
-use warden_tests::{OPERATOR_TOKEN, TestServer, with_token};
+use warden_tests::{OPERATOR_TOKEN, TestServer};
 
 #[tokio::test]
 async fn the_owner_is_allowed_and_unknown_subjects_or_entities_are_denied() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     let other = server.create_organization("Globex").await;
-    let entity = v1::CreateEntityRequest {
-        organization_id: org.id.clone(),
-        name: "Acme GmbH".into(),
-        parent_entity_id: String::new(),
-    };
-    let entity = server
-        .organizations()
-        .create_entity(with_token(&org.owner_token, entity))
-        .await
-        .unwrap()
-        .into_inner();
-    let foreign = v1::CreateEntityRequest {
-        organization_id: other.id.clone(),
-        name: "Globex Ltd".into(),
-        parent_entity_id: String::new(),
-    };
-    let foreign = server
-        .organizations()
-        .create_entity(with_token(&other.owner_token, foreign))
-        .await
-        .unwrap()
-        .into_inner();
-    let (entity, foreign) = (entity.entity.unwrap().id, foreign.entity.unwrap().id);
-    let mut checks = server.authorization();
-
-    let decide = |request: v1::CheckPermissionRequest| {
-        let mut checks = checks.clone();
-        let key = org.api_key.clone();
-        async move {
-            checks
-                .check_permission(with_token(&key, request))
-                .await
-                .unwrap()
-                .into_inner()
-        }
+    let entity = server.create_entity(&org, "Acme GmbH", "").await;
+    let foreign = server.create_entity(&other, "Globex Ltd", "").await;
+    let mut checks = server.authorization(&org.api_key);
+    let decide = async |request: v1::CheckPermissionRequest| {
+        let reply = checks.clone().check_permission(request).await;
+        reply.unwrap().into_inner()
     };
     let allowed = decide(org.check(&org.owner_id, "payments.refund", "")).await;
     assert_eq!(
@@ -77,18 +48,15 @@ async fn the_owner_is_allowed_and_unknown_subjects_or_entities_are_denied() {
         entity_id: entity.clone(),
         consistency: None,
     };
-    let effective = checks
-        .list_effective_permissions(with_token(&org.api_key, effective))
-        .await
-        .unwrap()
-        .into_inner();
+    let effective = checks.list_effective_permissions(effective).await;
+    let effective = effective.unwrap().into_inner();
     let request = v1::ListPermissionsRequest {
         page_size: 500,
         page_token: String::new(),
     };
     let catalogue = server
-        .roles()
-        .list_permissions(with_token(&org.owner_token, request))
+        .roles(&org.owner_token)
+        .list_permissions(request)
         .await
         .unwrap();
     let catalogue: Vec<String> = catalogue
@@ -107,7 +75,7 @@ async fn the_owner_is_allowed_and_unknown_subjects_or_entities_are_denied() {
 async fn malformed_checks_name_the_field() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut checks = server.authorization();
+    let mut checks = server.authorization(&org.api_key);
     let cases = [
         (
             org.check(&org.owner_id, "payments.teleport", ""),
@@ -133,10 +101,7 @@ async fn malformed_checks_name_the_field() {
         ),
     ];
     for (request, message) in cases {
-        let error = checks
-            .check_permission(with_token(&org.api_key, request))
-            .await
-            .unwrap_err();
+        let error = checks.check_permission(request).await.unwrap_err();
         assert_eq!(
             (error.code(), error.message()),
             (Code::InvalidArgument, message)
@@ -148,14 +113,9 @@ async fn malformed_checks_name_the_field() {
 async fn a_write_consistency_token_is_accepted_by_the_next_check() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let entity = v1::CreateEntityRequest {
-        organization_id: org.id.clone(),
-        name: "New".into(),
-        parent_entity_id: String::new(),
-    };
     let reply = server
-        .organizations()
-        .create_entity(with_token(&org.owner_token, entity))
+        .organizations(&org.owner_token)
+        .create_entity(org.create_entity("New", ""))
         .await
         .unwrap()
         .into_inner();
@@ -166,8 +126,8 @@ async fn a_write_consistency_token_is_accepted_by_the_next_check() {
         ..org.check(&org.owner_id, "payments.read", &reply.entity.unwrap().id)
     };
     let reply = server
-        .authorization()
-        .check_permission(with_token(&org.api_key, request))
+        .authorization(&org.api_key)
+        .check_permission(request)
         .await
         .unwrap();
     assert!(
@@ -188,13 +148,9 @@ async fn batches_answer_in_order_and_name_the_failing_index() {
             org.check(&org.owner_id, "audit.read", ""),
         ],
     };
-    let mut checks = server.authorization();
-    let results = checks
-        .check_permissions(with_token(&org.api_key, batch))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let mut checks = server.authorization(&org.api_key);
+    let results = checks.check_permissions(batch).await.unwrap();
+    let results = results.into_inner().results;
     assert_eq!(
         results.iter().map(|r| r.allowed).collect::<Vec<_>>(),
         [true, false, true]
@@ -206,19 +162,13 @@ async fn batches_answer_in_order_and_name_the_failing_index() {
             org.check(&org.owner_id, "nope.nope", ""),
         ],
     };
-    let error = checks
-        .check_permissions(with_token(&org.api_key, bad))
-        .await
-        .unwrap_err();
+    let error = checks.check_permissions(bad).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::InvalidArgument, "checks[1].permission: unknown key")
     );
     let empty = v1::CheckPermissionsRequest { checks: vec![] };
-    let error = checks
-        .check_permissions(with_token(&org.api_key, empty))
-        .await
-        .unwrap_err();
+    let error = checks.check_permissions(empty).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::InvalidArgument, "checks: must hold 1 to 1000 checks")
@@ -226,10 +176,7 @@ async fn batches_answer_in_order_and_name_the_failing_index() {
     let too_many = v1::CheckPermissionsRequest {
         checks: vec![org.check(&org.owner_id, "payments.read", ""); 1001],
     };
-    let error = checks
-        .check_permissions(with_token(&org.api_key, too_many))
-        .await
-        .unwrap_err();
+    let error = checks.check_permissions(too_many).await.unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
 }
 
@@ -238,31 +185,24 @@ async fn an_api_key_asks_only_about_its_own_organization_and_users_cannot_ask() 
     let server = TestServer::start().await;
     let acme = server.create_organization("Acme").await;
     let globex = server.create_organization("Globex").await;
-    let mut checks = server.authorization();
-    let error = checks
-        .check_permission(with_token(
-            &acme.api_key,
-            globex.check(&globex.owner_id, "payments.read", ""),
-        ))
+    let error = server
+        .authorization(&acme.api_key)
+        .check_permission(globex.check(&globex.owner_id, "payments.read", ""))
         .await
         .unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::NotFound, "organization not found")
     );
-    let error = checks
-        .check_permission(with_token(
-            &acme.owner_token,
-            acme.check(&acme.owner_id, "payments.read", ""),
-        ))
+    let error = server
+        .authorization(&acme.owner_token)
+        .check_permission(acme.check(&acme.owner_id, "payments.read", ""))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
-    let reply = checks
-        .check_permission(with_token(
-            OPERATOR_TOKEN,
-            globex.check(&globex.owner_id, "payments.read", ""),
-        ))
+    let mut operator = server.authorization(OPERATOR_TOKEN);
+    let reply = operator
+        .check_permission(globex.check(&globex.owner_id, "payments.read", ""))
         .await;
     assert!(
         reply.unwrap().into_inner().allowed,
@@ -270,9 +210,6 @@ async fn an_api_key_asks_only_about_its_own_organization_and_users_cannot_ask() 
     );
     let mut unknown = acme.check(&acme.owner_id, "payments.read", "");
     unknown.organization_id = uuid::Uuid::now_v7().to_string();
-    let error = checks
-        .check_permission(with_token(OPERATOR_TOKEN, unknown))
-        .await
-        .unwrap_err();
+    let error = operator.check_permission(unknown).await.unwrap_err();
     assert_eq!(error.code(), Code::NotFound);
 }

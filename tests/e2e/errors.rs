@@ -3,7 +3,7 @@
 use tonic::Code;
 use tonic_types::StatusExt as _;
 use warden_proto::v1;
-use warden_tests::{TestServer, grant, with_token};
+use warden_tests::{TestServer, grant};
 
 fn reason(status: &tonic::Status) -> (Code, String, String, Option<String>) {
     let info = status
@@ -33,11 +33,8 @@ async fn errors_carry_a_reason_and_the_field_or_permission_at_fault() {
         ..Default::default()
     };
     let malformed = server
-        .users()
-        .invite_user(with_token(
-            &org.owner_token,
-            invite("not-an-email", "read_only"),
-        ))
+        .users(&org.owner_token)
+        .invite_user(invite("not-an-email", "read_only"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -55,32 +52,26 @@ async fn errors_carry_a_reason_and_the_field_or_permission_at_fault() {
         .member(&org, "ro@example.com", vec![grant("read_only", &[])])
         .await;
     let denied = server
-        .users()
-        .invite_user(with_token(
-            &member.token,
-            invite("new@example.com", "admin"),
-        ))
+        .users(&member.token)
+        .invite_user(invite("new@example.com", "admin"))
         .await
         .unwrap_err();
     let (code, domain, why, permission) = reason(&denied);
     assert_eq!((code, domain.as_str()), (Code::PermissionDenied, "warden"));
     assert_eq!(why, "ESCALATION");
-    assert!(permission.is_some_and(|key| !key.is_empty()), "names the missing permission");
+    assert!(
+        permission.is_some_and(|key| !key.is_empty()),
+        "names the missing permission"
+    );
 
     server
-        .users()
-        .invite_user(with_token(
-            &org.owner_token,
-            invite("twice@example.com", "read_only"),
-        ))
+        .users(&org.owner_token)
+        .invite_user(invite("twice@example.com", "read_only"))
         .await
         .unwrap();
     let taken = server
-        .users()
-        .invite_user(with_token(
-            &org.owner_token,
-            invite("twice@example.com", "read_only"),
-        ))
+        .users(&org.owner_token)
+        .invite_user(invite("twice@example.com", "read_only"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -94,13 +85,10 @@ async fn errors_carry_a_reason_and_the_field_or_permission_at_fault() {
     );
 
     let unauthenticated = server
-        .organizations()
-        .get_organization(with_token(
-            "not-a-token",
-            v1::GetOrganizationRequest {
-                organization_id: org.id.clone(),
-            },
-        ))
+        .organizations("not-a-token")
+        .get_organization(v1::GetOrganizationRequest {
+            organization_id: org.id.clone(),
+        })
         .await
         .unwrap_err();
     assert_eq!(reason(&unauthenticated).2, "UNAUTHENTICATED");

@@ -1,7 +1,7 @@
 //! GroupService: members inherit the group's grants; granting through a group is still granting.
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{TestServer, grant, with_token};
+use warden_tests::{TestServer, grant, update_mask};
 
 #[tokio::test]
 async fn members_inherit_the_group_grants_until_they_leave() {
@@ -11,56 +11,27 @@ async fn members_inherit_the_group_grants_until_they_leave() {
     let alan = server
         .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
-    let mut groups = server.groups();
-    let create = v1::CreateGroupRequest {
-        organization_id: org.id.clone(),
-        name: "Finance".into(),
-        grants: vec![grant("analyst", &[&gmbh])],
-    };
-    let group = groups
-        .create_group(with_token(&org.owner_token, create.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap();
-    let error = groups
-        .create_group(with_token(&org.owner_token, create))
-        .await
-        .unwrap_err();
+    let mut groups = server.groups(&org.owner_token);
+    let create = org.create_group("Finance", vec![grant("analyst", &[&gmbh])]);
+    let group = groups.create_group(create.clone()).await.unwrap();
+    let group = group.into_inner().group.unwrap();
+    let error = groups.create_group(create).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::AlreadyExists, "group name already exists")
     );
 
-    let mut checks = server.authorization();
-    let pii = || with_token(&org.api_key, org.check(&alan.id, "pii.read", &gmbh));
-    assert!(
-        !checks
-            .check_permission(pii())
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed
-    );
-    let add = v1::AddGroupMemberRequest {
-        organization_id: org.id.clone(),
-        group_id: group.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    let added = groups
-        .add_group_member(with_token(&org.owner_token, add.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap();
+    let pii = async || server.decide(&org, &alan.id, "pii.read", &gmbh).await;
+    assert!(!pii().await.allowed);
+    let add = org.add_group_member(&group.id, &alan.id);
+    let added = groups.add_group_member(add.clone()).await.unwrap();
+    let added = added.into_inner().group.unwrap();
     assert_eq!(added.member_user_ids, [alan.id.as_str()]);
     groups
-        .add_group_member(with_token(&org.owner_token, add))
+        .add_group_member(add.clone())
         .await
         .expect("adding twice is harmless");
-    let decision = checks.check_permission(pii()).await.unwrap().into_inner();
+    let decision = pii().await;
     assert_eq!(
         (decision.allowed, decision.reason.as_str()),
         (
@@ -74,12 +45,7 @@ async fn members_inherit_the_group_grants_until_they_leave() {
         page_size: 0,
         page_token: String::new(),
     };
-    let listed = groups
-        .list_groups(with_token(&org.owner_token, list))
-        .await
-        .unwrap()
-        .into_inner()
-        .groups;
+    let listed = groups.list_groups(list).await.unwrap().into_inner().groups;
     assert_eq!(
         listed.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
         ["Finance"]
@@ -90,43 +56,17 @@ async fn members_inherit_the_group_grants_until_they_leave() {
         group_id: group.id.clone(),
         user_id: alan.id.clone(),
     };
-    groups
-        .remove_group_member(with_token(&org.owner_token, remove))
-        .await
-        .unwrap();
-    assert!(
-        !checks
-            .check_permission(pii())
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed
-    );
+    groups.remove_group_member(remove).await.unwrap();
+    assert!(!pii().await.allowed);
 
-    let add = v1::AddGroupMemberRequest {
-        organization_id: org.id.clone(),
-        group_id: group.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    groups
-        .add_group_member(with_token(&org.owner_token, add))
-        .await
-        .unwrap();
+    groups.add_group_member(add).await.unwrap();
     let delete = v1::DeleteGroupRequest {
         organization_id: org.id.clone(),
         group_id: group.id.clone(),
     };
-    groups
-        .delete_group(with_token(&org.owner_token, delete))
-        .await
-        .unwrap();
+    groups.delete_group(delete).await.unwrap();
     assert!(
-        !checks
-            .check_permission(pii())
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed,
+        !pii().await.allowed,
         "deleting the group takes its grants away"
     );
 }
@@ -143,17 +83,10 @@ async fn group_edits_reach_members_and_respect_no_escalation() {
     let alan = server
         .member(&org, "alan@example.com", vec![grant("read_only", &[&gmbh])])
         .await;
-    let mut groups = server.groups();
-    let create = |grants| v1::CreateGroupRequest {
-        organization_id: org.id.clone(),
-        name: "Ops".into(),
-        grants,
-    };
+    let mut groups = server.groups(&local_admin.token);
+    let create = |grants| org.create_group("Ops", grants);
     let error = groups
-        .create_group(with_token(
-            &local_admin.token,
-            create(vec![grant("analyst", &[&ltd])]),
-        ))
+        .create_group(create(vec![grant("analyst", &[&ltd])]))
         .await
         .unwrap_err();
     assert_eq!(
@@ -162,68 +95,35 @@ async fn group_edits_reach_members_and_respect_no_escalation() {
         "a group cannot reach beyond the creator's entities"
     );
     let group = groups
-        .create_group(with_token(
-            &local_admin.token,
-            create(vec![grant("analyst", &[&gmbh])]),
-        ))
+        .create_group(create(vec![grant("analyst", &[&gmbh])]))
         .await
         .unwrap();
     let group = group.into_inner().group.unwrap();
-    let add = v1::AddGroupMemberRequest {
-        organization_id: org.id.clone(),
-        group_id: group.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    groups
-        .add_group_member(with_token(&local_admin.token, add))
-        .await
-        .unwrap();
+    let add = org.add_group_member(&group.id, &alan.id);
+    groups.add_group_member(add).await.unwrap();
 
     let widen = v1::UpdateGroupRequest {
         organization_id: org.id.clone(),
         group_id: group.id.clone(),
         grants: vec![grant("analyst", &[])],
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["grants".into()],
-        }),
+        update_mask: update_mask(&["grants"]),
         ..Default::default()
     };
-    let error = groups
-        .update_group(with_token(&local_admin.token, widen.clone()))
-        .await
-        .unwrap_err();
+    let error = groups.update_group(widen.clone()).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
-    let mut checks = server.authorization();
-    let on_ltd = || with_token(&org.api_key, org.check(&alan.id, "payments.read", &ltd));
+    let on_ltd = async || server.decide(&org, &alan.id, "payments.read", &ltd).await;
+    assert!(!on_ltd().await.allowed);
+    let mut owner = server.groups(&org.owner_token);
+    owner.update_group(widen).await.unwrap();
     assert!(
-        !checks
-            .check_permission(on_ltd())
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed
-    );
-    groups
-        .update_group(with_token(&org.owner_token, widen))
-        .await
-        .unwrap();
-    assert!(
-        checks
-            .check_permission(on_ltd())
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed,
+        on_ltd().await.allowed,
         "the owner's widening reaches the member"
     );
     let delete = v1::DeleteGroupRequest {
         organization_id: org.id.clone(),
         group_id: group.id.clone(),
     };
-    let error = groups
-        .delete_group(with_token(&local_admin.token, delete))
-        .await
-        .unwrap_err();
+    let error = groups.delete_group(delete).await.unwrap_err();
     assert_eq!(
         error.code(),
         Code::PermissionDenied,
@@ -231,15 +131,8 @@ async fn group_edits_reach_members_and_respect_no_escalation() {
     );
 
     let other = server.create_organization("Globex").await;
-    let foreign = v1::AddGroupMemberRequest {
-        organization_id: org.id.clone(),
-        group_id: group.id.clone(),
-        user_id: other.owner_id.clone(),
-    };
-    let error = groups
-        .add_group_member(with_token(&org.owner_token, foreign))
-        .await
-        .unwrap_err();
+    let foreign = org.add_group_member(&group.id, &other.owner_id);
+    let error = owner.add_group_member(foreign).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::NotFound, "user not found")

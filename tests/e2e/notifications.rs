@@ -3,28 +3,16 @@ use std::time::Duration;
 
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{OPERATOR_TOKEN, TestDatabase, TestServer, grant, with_token};
+use warden_tests::{OPERATOR_TOKEN, TestDatabase, TestServer, grant};
 
 #[tokio::test]
 async fn acknowledged_notifications_leave_the_outbox_and_forget_their_token() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    server
-        .invite(
-            &org,
-            &org.owner_token,
-            "a@example.com",
-            vec![grant("read_only", &[])],
-        )
-        .await;
-    server
-        .invite(
-            &org,
-            &org.owner_token,
-            "b@example.com",
-            vec![grant("read_only", &[])],
-        )
-        .await;
+    for email in ["a@example.com", "b@example.com"] {
+        let reader = vec![grant("read_only", &[])];
+        server.invite(&org, &org.owner_token, email, reader).await;
+    }
     let pending = server.pending_notifications().await;
     assert_eq!(
         pending
@@ -36,25 +24,18 @@ async fn acknowledged_notifications_leave_the_outbox_and_forget_their_token() {
     );
     let token = pending[0].token.clone();
 
-    let mut outbox = server.notifications();
+    let mut outbox = server.notifications(OPERATOR_TOKEN);
     let ack = v1::AcknowledgeNotificationsRequest {
         ids: vec![pending[0].id.clone(), uuid::Uuid::now_v7().to_string()],
     };
-    let reply = outbox
-        .acknowledge_notifications(with_token(OPERATOR_TOKEN, ack.clone()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(reply.acknowledged_count, 1, "unknown ids are ignored");
+    let reply = outbox.acknowledge_notifications(ack.clone()).await.unwrap();
     assert_eq!(
-        outbox
-            .acknowledge_notifications(with_token(OPERATOR_TOKEN, ack))
-            .await
-            .unwrap()
-            .into_inner()
-            .acknowledged_count,
-        0
+        reply.into_inner().acknowledged_count,
+        1,
+        "unknown ids are ignored"
     );
+    let reply = outbox.acknowledge_notifications(ack).await.unwrap();
+    assert_eq!(reply.into_inner().acknowledged_count, 0);
     let pending = server.pending_notifications().await;
     assert_eq!(
         pending
@@ -75,17 +56,15 @@ async fn acknowledged_notifications_leave_the_outbox_and_forget_their_token() {
     let bad = v1::AcknowledgeNotificationsRequest {
         ids: vec!["nope".into()],
     };
-    let error = outbox
-        .acknowledge_notifications(with_token(OPERATOR_TOKEN, bad))
-        .await
-        .unwrap_err();
+    let error = outbox.acknowledge_notifications(bad).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::InvalidArgument, "ids[0]: must be a UUID")
     );
     let list = v1::ListPendingNotificationsRequest { page_size: 10 };
-    let error = outbox
-        .list_pending_notifications(with_token(&org.owner_token, list))
+    let error = server
+        .notifications(&org.owner_token)
+        .list_pending_notifications(list)
         .await
         .unwrap_err();
     assert_eq!(
@@ -101,13 +80,9 @@ async fn the_built_in_worker_delivers_and_acknowledges() {
     })
     .await;
     let org = server.create_organization("Acme").await;
+    let reader = vec![grant("read_only", &[])];
     server
-        .invite(
-            &org,
-            &org.owner_token,
-            "a@example.com",
-            vec![grant("read_only", &[])],
-        )
+        .invite(&org, &org.owner_token, "a@example.com", reader)
         .await;
     let mut drained = false;
     for _ in 0..100 {

@@ -1,7 +1,7 @@
 //! OrganizationService: bootstrap, validation, tenancy, the entity tree, restarts.
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{OPERATOR_TOKEN, PASSWORD, TestServer, with_token};
+use warden_tests::{ANONYMOUS, OPERATOR_TOKEN, PASSWORD, TestServer};
 
 fn create_request(name: &str, email: &str, password: &str) -> v1::CreateOrganizationRequest {
     v1::CreateOrganizationRequest {
@@ -16,12 +16,9 @@ fn create_request(name: &str, email: &str, password: &str) -> v1::CreateOrganiza
 #[tokio::test]
 async fn creating_an_organization_makes_an_active_owner_with_full_access() {
     let server = TestServer::start().await;
-    let reply = server
-        .organizations()
-        .create_organization(with_token(
-            OPERATOR_TOKEN,
-            create_request("Acme", " Grace@Example.com ", PASSWORD),
-        ))
+    let mut operator = server.organizations(OPERATOR_TOKEN);
+    let reply = operator
+        .create_organization(create_request("Acme", " Grace@Example.com ", PASSWORD))
         .await
         .unwrap()
         .into_inner();
@@ -53,16 +50,12 @@ async fn creating_an_organization_makes_an_active_owner_with_full_access() {
         organization_id: organization.id.clone(),
     };
     let read = server
-        .organizations()
-        .get_organization(with_token(&token, request.clone()))
+        .organizations(&token)
+        .get_organization(request.clone())
         .await
         .unwrap();
     assert_eq!(read.into_inner().organization.unwrap().id, organization.id);
-    let read = server
-        .organizations()
-        .get_organization(with_token(OPERATOR_TOKEN, request))
-        .await
-        .unwrap();
+    let read = operator.get_organization(request).await.unwrap();
     assert_eq!(read.into_inner().organization.unwrap().name, "Acme");
 }
 
@@ -102,12 +95,9 @@ async fn invalid_input_is_refused_with_the_field_named_and_nothing_is_written() 
             "owner_first_name: is required",
         ),
     ];
+    let mut operator = server.organizations(OPERATOR_TOKEN);
     for (request, message) in cases {
-        let error = server
-            .organizations()
-            .create_organization(with_token(OPERATOR_TOKEN, request))
-            .await
-            .unwrap_err();
+        let error = operator.create_organization(request).await.unwrap_err();
         assert_eq!(
             (error.code(), error.message()),
             (Code::InvalidArgument, message)
@@ -123,8 +113,8 @@ async fn an_email_taken_in_another_organization_fails_and_rolls_back() {
     let first = server.create_organization("First").await;
     let request = create_request("Second", &first.owner_email.to_uppercase(), PASSWORD);
     let error = server
-        .organizations()
-        .create_organization(with_token(OPERATOR_TOKEN, request))
+        .organizations(OPERATOR_TOKEN)
+        .create_organization(request)
         .await
         .unwrap_err();
     assert_eq!(
@@ -141,26 +131,18 @@ async fn only_the_operator_creates_organizations() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     let request = create_request("Other", "b@example.com", PASSWORD);
-    let error = server
-        .organizations()
-        .create_organization(request.clone())
-        .await
-        .unwrap_err();
+    let refusal = async |token: &str| {
+        let mut organizations = server.organizations(token);
+        let reply = organizations.create_organization(request.clone()).await;
+        reply.unwrap_err()
+    };
+    let error = refusal(ANONYMOUS).await;
     assert_eq!(
         (error.code(), error.message()),
         (Code::Unauthenticated, "authorization: missing bearer token")
     );
-    let error = server
-        .organizations()
-        .create_organization(with_token("wrong", request.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unauthenticated);
-    let error = server
-        .organizations()
-        .create_organization(with_token(&org.owner_token, request))
-        .await
-        .unwrap_err();
+    assert_eq!(refusal("wrong").await.code(), Code::Unauthenticated);
+    let error = refusal(&org.owner_token).await;
     assert_eq!(
         (error.code(), error.message()),
         (Code::PermissionDenied, "this call needs the operator token")
@@ -172,37 +154,23 @@ async fn another_organizations_ids_answer_not_found() {
     let server = TestServer::start().await;
     let acme = server.create_organization("Acme").await;
     let globex = server.create_organization("Globex").await;
-    let request = v1::GetOrganizationRequest {
-        organization_id: globex.id.clone(),
-    };
-    let error = server
-        .organizations()
-        .get_organization(with_token(&acme.owner_token, request))
+    let mut acme_owner = server.organizations(&acme.owner_token);
+    let error = acme_owner
+        .get_organization(globex.get_organization())
         .await
         .unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::NotFound, "organization not found")
     );
-    let request = v1::CreateEntityRequest {
-        organization_id: globex.id.clone(),
-        name: "Sneaky".into(),
-        parent_entity_id: String::new(),
-    };
-    let error = server
-        .organizations()
-        .create_entity(with_token(&acme.owner_token, request))
-        .await
-        .unwrap_err();
+    let sneaky = globex.create_entity("Sneaky", "");
+    let error = acme_owner.create_entity(sneaky).await.unwrap_err();
     assert_eq!(error.code(), Code::NotFound);
+    let mut operator = server.organizations(OPERATOR_TOKEN);
     let request = v1::GetOrganizationRequest {
         organization_id: uuid::Uuid::now_v7().to_string(),
     };
-    let error = server
-        .organizations()
-        .get_organization(with_token(OPERATOR_TOKEN, request))
-        .await
-        .unwrap_err();
+    let error = operator.get_organization(request).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::NotFound, "organization not found")
@@ -210,11 +178,7 @@ async fn another_organizations_ids_answer_not_found() {
     let request = v1::GetOrganizationRequest {
         organization_id: "acme".into(),
     };
-    let error = server
-        .organizations()
-        .get_organization(with_token(OPERATOR_TOKEN, request))
-        .await
-        .unwrap_err();
+    let error = operator.get_organization(request).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::InvalidArgument, "organization_id: must be a UUID")
@@ -226,21 +190,17 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     let globex = server.create_organization("Globex").await;
-    let create = |name: &str, parent: &str| v1::CreateEntityRequest {
-        organization_id: org.id.clone(),
-        name: name.into(),
-        parent_entity_id: parent.into(),
-    };
-    let mut client = server.organizations();
+    let create = |name: &str, parent: &str| org.create_entity(name, parent);
+    let mut client = server.organizations(&org.owner_token);
     let legal = client
-        .create_entity(with_token(&org.owner_token, create("Acme GmbH", "")))
+        .create_entity(create("Acme GmbH", ""))
         .await
         .unwrap()
         .into_inner();
     let legal = legal.entity.unwrap();
     assert_eq!(legal.kind(), v1::EntityKind::LegalEntity);
     let segment = client
-        .create_entity(with_token(&org.owner_token, create("Retail", &legal.id)))
+        .create_entity(create("Retail", &legal.id))
         .await
         .unwrap();
     let segment = segment.into_inner().entity.unwrap();
@@ -250,35 +210,21 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
     );
 
     let error = client
-        .create_entity(with_token(&org.owner_token, create("Deeper", &segment.id)))
+        .create_entity(create("Deeper", &segment.id))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
     let error = client
-        .create_entity(with_token(
-            &org.owner_token,
-            create("Orphan", &uuid::Uuid::now_v7().to_string()),
-        ))
+        .create_entity(create("Orphan", &uuid::Uuid::now_v7().to_string()))
         .await
         .unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::NotFound, "parent_entity_id not found")
     );
-    let other = v1::CreateEntityRequest {
-        organization_id: globex.id.clone(),
-        name: "Globex Ltd".into(),
-        parent_entity_id: String::new(),
-    };
-    let other = client
-        .create_entity(with_token(&globex.owner_token, other))
-        .await
-        .unwrap()
-        .into_inner()
-        .entity
-        .unwrap();
+    let other = server.create_entity(&globex, "Globex Ltd", "").await;
     let error = client
-        .create_entity(with_token(&org.owner_token, create("Cross", &other.id)))
+        .create_entity(create("Cross", &other))
         .await
         .unwrap_err();
     assert_eq!(
@@ -286,16 +232,13 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
         Code::NotFound,
         "another organization's entity is not a parent"
     );
-    let error = client
-        .create_entity(with_token(&org.owner_token, create("Bad", "42")))
-        .await
-        .unwrap_err();
+    let error = client.create_entity(create("Bad", "42")).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::InvalidArgument, "parent_entity_id: must be a UUID")
     );
     let error = client
-        .create_entity(with_token(&org.owner_token, create(&"x".repeat(201), "")))
+        .create_entity(create(&"x".repeat(201), ""))
         .await
         .unwrap_err();
     assert_eq!(
@@ -311,11 +254,8 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
         page_size: 1,
         page_token,
     };
-    let first = client
-        .list_entities(with_token(&org.owner_token, list(String::new())))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = client.list_entities(list(String::new())).await.unwrap();
+    let first = first.into_inner();
     assert_eq!(
         first
             .entities
@@ -325,11 +265,8 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
         [legal.id.as_str()]
     );
     assert!(!first.next_page_token.is_empty());
-    let second = client
-        .list_entities(with_token(&org.owner_token, list(first.next_page_token)))
-        .await
-        .unwrap()
-        .into_inner();
+    let second = client.list_entities(list(first.next_page_token)).await;
+    let second = second.unwrap().into_inner();
     assert_eq!(
         second
             .entities
@@ -340,7 +277,7 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
     );
     assert_eq!(second.next_page_token, "");
     let error = client
-        .list_entities(with_token(&org.owner_token, list("garbage!".into())))
+        .list_entities(list("garbage!".into()))
         .await
         .unwrap_err();
     assert_eq!(
@@ -354,7 +291,7 @@ async fn data_survives_a_restart() {
     let server = TestServer::start().await;
     let org = server.create_organization("Durable").await;
     let jwks_before = server
-        .auth()
+        .auth(ANONYMOUS)
         .get_jwks(v1::GetJwksRequest {})
         .await
         .unwrap()
@@ -364,7 +301,7 @@ async fn data_survives_a_restart() {
 
     let server = TestServer::start_on(db).await;
     let jwks_after = server
-        .auth()
+        .auth(ANONYMOUS)
         .get_jwks(v1::GetJwksRequest {})
         .await
         .unwrap()
@@ -375,12 +312,9 @@ async fn data_survives_a_restart() {
         "the signing key is persisted, not regenerated"
     );
     // A token issued before the restart still works, and so does a new sign-in.
-    let request = v1::GetOrganizationRequest {
-        organization_id: org.id.clone(),
-    };
     let read = server
-        .organizations()
-        .get_organization(with_token(&org.owner_token, request))
+        .organizations(&org.owner_token)
+        .get_organization(org.get_organization())
         .await
         .unwrap();
     assert_eq!(read.into_inner().organization.unwrap().name, "Durable");
@@ -391,12 +325,6 @@ async fn data_survives_a_restart() {
             .access_token
             .is_empty()
     );
-    let mut checks = server.authorization();
-    let reply = checks
-        .check_permission(with_token(
-            &org.api_key,
-            org.check(&org.owner_id, "payments.refund", ""),
-        ))
-        .await;
-    assert!(reply.unwrap().into_inner().allowed);
+    let decision = server.decide(&org, &org.owner_id, "payments.refund", "");
+    assert!(decision.await.allowed);
 }

@@ -1,7 +1,7 @@
 //! Ownership: exactly one owner, transferred with the owner's password, reassigned by the operator.
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{OPERATOR_TOKEN, PASSWORD, TestServer, grant, with_token};
+use warden_tests::{OPERATOR_TOKEN, PASSWORD, TestServer, grant};
 
 #[tokio::test]
 async fn the_owner_transfers_ownership_to_an_active_admin_with_their_password() {
@@ -13,28 +13,22 @@ async fn the_owner_transfers_ownership_to_an_active_admin_with_their_password() 
     let analyst = server
         .member(&org, "analyst@example.com", vec![grant("analyst", &[])])
         .await;
-    let mut users = server.users();
+    let mut owner = server.users(&org.owner_token);
     let transfer = |to: &str, password: &str| v1::TransferOwnershipRequest {
         organization_id: org.id.clone(),
         new_owner_user_id: to.into(),
         password: password.into(),
     };
-    let error = users
-        .transfer_ownership(with_token(
-            &org.owner_token,
-            transfer(&admin.id, "not the owner's password"),
-        ))
+    let error = owner
+        .transfer_ownership(transfer(&admin.id, "not the owner's password"))
         .await
         .unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (Code::Unauthenticated, "password: incorrect")
     );
-    let error = users
-        .transfer_ownership(with_token(
-            &org.owner_token,
-            transfer(&analyst.id, PASSWORD),
-        ))
+    let error = owner
+        .transfer_ownership(transfer(&analyst.id, PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(
@@ -44,8 +38,9 @@ async fn the_owner_transfers_ownership_to_an_active_admin_with_their_password() 
             "new_owner_user_id: must be an active admin"
         )
     );
-    let error = users
-        .transfer_ownership(with_token(&admin.token, transfer(&admin.id, PASSWORD)))
+    let mut by_admin = server.users(&admin.token);
+    let error = by_admin
+        .transfer_ownership(transfer(&admin.id, PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(
@@ -56,23 +51,17 @@ async fn the_owner_transfers_ownership_to_an_active_admin_with_their_password() 
         )
     );
 
-    let owner = users
-        .transfer_ownership(with_token(&org.owner_token, transfer(&admin.id, PASSWORD)))
+    let new_owner = owner
+        .transfer_ownership(transfer(&admin.id, PASSWORD))
         .await
         .unwrap();
-    let owner = owner.into_inner().owner.unwrap();
-    assert_eq!((owner.id.as_str(), owner.owner), (admin.id.as_str(), true));
-    let get = |id: &str| v1::GetUserRequest {
-        organization_id: org.id.clone(),
-        user_id: id.into(),
-    };
-    let previous = users
-        .get_user(with_token(&admin.token, get(&org.owner_id)))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let new_owner = new_owner.into_inner().owner.unwrap();
+    assert_eq!(
+        (new_owner.id.as_str(), new_owner.owner),
+        (admin.id.as_str(), true)
+    );
+    let previous = by_admin.get_user(org.get_user(&org.owner_id)).await;
+    let previous = previous.unwrap().into_inner().user.unwrap();
     assert_eq!(
         (previous.owner, previous.grants),
         (false, vec![grant("admin", &[])]),
@@ -85,12 +74,8 @@ async fn the_owner_transfers_ownership_to_an_active_admin_with_their_password() 
     );
 
     // The new owner can now act on the old one; the old one cannot act on the new one.
-    let suspend = v1::SuspendUserRequest {
-        organization_id: org.id.clone(),
-        user_id: admin.id.clone(),
-    };
-    let error = users
-        .suspend_user(with_token(&org.owner_token, suspend))
+    let error = owner
+        .suspend_user(org.suspend_user(&admin.id))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
@@ -103,18 +88,19 @@ async fn the_operator_reassigns_ownership_when_the_owner_has_left() {
     let admin = server
         .member(&org, "admin@example.com", vec![grant("admin", &[])])
         .await;
-    let mut organizations = server.organizations();
+    let mut operator = server.organizations(OPERATOR_TOKEN);
     let reassign = v1::ReassignOwnershipRequest {
         organization_id: org.id.clone(),
         new_owner_user_id: admin.id.clone(),
     };
-    let error = organizations
-        .reassign_ownership(with_token(&org.owner_token, reassign.clone()))
+    let error = server
+        .organizations(&org.owner_token)
+        .reassign_ownership(reassign.clone())
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied, "operator only");
-    let owner = organizations
-        .reassign_ownership(with_token(OPERATOR_TOKEN, reassign))
+    let owner = operator
+        .reassign_ownership(reassign)
         .await
         .unwrap()
         .into_inner()
@@ -125,19 +111,15 @@ async fn the_operator_reassigns_ownership_when_the_owner_has_left() {
         organization_id: org.id.clone(),
         new_owner_user_id: uuid::Uuid::now_v7().to_string(),
     };
-    let error = organizations
-        .reassign_ownership(with_token(OPERATOR_TOKEN, unknown))
-        .await
-        .unwrap_err();
+    let error = operator.reassign_ownership(unknown).await.unwrap_err();
     assert_eq!(error.code(), Code::NotFound);
     let audit = v1::ListAuditEventsRequest {
-        organization_id: org.id.clone(),
         action: "organization.ownership_reassigned".into(),
-        ..Default::default()
+        ..org.list_audit_events()
     };
     let events = server
-        .audit()
-        .list_audit_events(with_token(&admin.token, audit))
+        .audit(&admin.token)
+        .list_audit_events(audit)
         .await
         .unwrap()
         .into_inner()
@@ -162,16 +144,12 @@ async fn concurrent_transfers_leave_exactly_one_owner() {
         .member(&org, "second@example.com", vec![grant("admin", &[])])
         .await;
     let reassign = |to: &str| {
-        let mut organizations = server.organizations();
+        let mut operator = server.organizations(OPERATOR_TOKEN);
         let request = v1::ReassignOwnershipRequest {
             organization_id: org.id.clone(),
             new_owner_user_id: to.into(),
         };
-        async move {
-            organizations
-                .reassign_ownership(with_token(OPERATOR_TOKEN, request))
-                .await
-        }
+        async move { operator.reassign_ownership(request).await }
     };
     let (a, b) = tokio::join!(reassign(&first.id), reassign(&second.id));
     assert!(a.is_ok() || b.is_ok());

@@ -1,13 +1,13 @@
 //! RoleService: the catalogue and the predefined roles every organisation has.
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{TestServer, grant, with_token};
+use warden_tests::{TestServer, grant, update_mask};
 
 #[tokio::test]
 async fn the_catalogue_lists_in_pages_with_the_stable_keys() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut roles = server.roles();
+    let mut roles = server.roles(&org.owner_token);
     let mut keys = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -15,11 +15,7 @@ async fn the_catalogue_lists_in_pages_with_the_stable_keys() {
             page_size: 7,
             page_token,
         };
-        let page = roles
-            .list_permissions(with_token(&org.owner_token, request))
-            .await
-            .unwrap()
-            .into_inner();
+        let page = roles.list_permissions(request).await.unwrap().into_inner();
         assert!(page.permissions.len() <= 7);
         keys.extend(page.permissions);
         if page.next_page_token.is_empty() {
@@ -56,8 +52,8 @@ async fn every_organization_has_the_predefined_roles() {
         page_token: String::new(),
     };
     let roles = server
-        .roles()
-        .list_roles(with_token(&org.owner_token, request))
+        .roles(&org.owner_token)
+        .list_roles(request.clone())
         .await
         .unwrap()
         .into_inner();
@@ -92,15 +88,8 @@ async fn every_organization_has_the_predefined_roles() {
             .contains(&"payments.refund".to_string())
     );
     let error = server
-        .roles()
-        .list_roles(with_token(
-            &org.api_key,
-            v1::ListRolesRequest {
-                organization_id: org.id.clone(),
-                page_size: 0,
-                page_token: String::new(),
-            },
-        ))
+        .roles(&org.api_key)
+        .list_roles(request)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
@@ -119,11 +108,12 @@ fn create_role(org_id: &str, name: &str, permissions: &[&str]) -> v1::CreateRole
 async fn custom_roles_are_validated_and_their_edits_reach_holders_at_once() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut roles = server.roles();
+    let mut roles = server.roles(&org.owner_token);
     let role = roles
-        .create_role(with_token(
-            &org.owner_token,
-            create_role(&org.id, "Refunder", &["payments.refund", "payments.read"]),
+        .create_role(create_role(
+            &org.id,
+            "Refunder",
+            &["payments.refund", "payments.read"],
         ))
         .await
         .unwrap()
@@ -164,23 +154,15 @@ async fn custom_roles_are_validated_and_their_edits_reach_holders_at_once() {
         ),
     ];
     for (request, code, message) in cases {
-        let error = roles
-            .create_role(with_token(&org.owner_token, request))
-            .await
-            .unwrap_err();
+        let error = roles.create_role(request).await.unwrap_err();
         assert_eq!((error.code(), error.message()), (code, message));
     }
 
     let alan = server
         .member(&org, "alan@example.com", vec![grant(&role.id, &[])])
         .await;
-    let mut checks = server.authorization();
-    let refund = || with_token(&org.api_key, org.check(&alan.id, "payments.refund", ""));
-    let decision = checks
-        .check_permission(refund())
-        .await
-        .unwrap()
-        .into_inner();
+    let refund = async || server.decide(&org, &alan.id, "payments.refund", "").await;
+    let decision = refund().await;
     assert_eq!(
         (decision.allowed, decision.reason),
         (true, format!("allowed by role {} on all entities", role.id))
@@ -190,29 +172,17 @@ async fn custom_roles_are_validated_and_their_edits_reach_holders_at_once() {
         organization_id: org.id.clone(),
         role_id: role.id.clone(),
         permissions: vec!["payments.read".into()],
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["permissions".into()],
-        }),
+        update_mask: update_mask(&["permissions"]),
         ..Default::default()
     };
-    let updated = roles
-        .update_role(with_token(&org.owner_token, narrow))
-        .await
-        .unwrap()
-        .into_inner()
-        .role
-        .unwrap();
+    let updated = roles.update_role(narrow).await.unwrap().into_inner();
+    let updated = updated.role.unwrap();
     assert_eq!(
         (updated.name.as_str(), updated.permissions.as_slice()),
         ("Refunder", ["payments.read".to_string()].as_slice())
     );
     assert!(
-        !checks
-            .check_permission(refund())
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed,
+        !refund().await.allowed,
         "the edit reaches the holder's next check"
     );
 
@@ -220,42 +190,16 @@ async fn custom_roles_are_validated_and_their_edits_reach_holders_at_once() {
         organization_id: org.id.clone(),
         role_id: role.id.clone(),
     };
-    roles
-        .delete_role(with_token(&org.owner_token, delete.clone()))
-        .await
-        .unwrap();
-    let get = v1::GetUserRequest {
-        organization_id: org.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    let moved = server
-        .users()
-        .get_user(with_token(&org.owner_token, get))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    roles.delete_role(delete.clone()).await.unwrap();
+    let moved = server.get_user(&org, &alan.id).await;
     assert_eq!(
         moved.grants,
         vec![grant("read_only", &[])],
         "holders move to read_only"
     );
-    let read = checks
-        .check_permission(with_token(
-            &org.api_key,
-            org.check(&alan.id, "payments.read", ""),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        read.into_inner().reason,
-        "allowed by role read_only on all entities"
-    );
-    let error = roles
-        .delete_role(with_token(&org.owner_token, delete))
-        .await
-        .unwrap_err();
+    let read = server.decide(&org, &alan.id, "payments.read", "").await;
+    assert_eq!(read.reason, "allowed by role read_only on all entities");
+    let error = roles.delete_role(delete).await.unwrap_err();
     assert_eq!(error.code(), Code::NotFound);
 }
 
@@ -263,17 +207,14 @@ async fn custom_roles_are_validated_and_their_edits_reach_holders_at_once() {
 async fn predefined_roles_are_fixed_and_role_writes_need_roles_write_and_no_escalation() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut roles = server.roles();
+    let mut roles = server.roles(&org.owner_token);
     let edit = v1::UpdateRoleRequest {
         organization_id: org.id.clone(),
         role_id: "analyst".into(),
         name: "Mine".into(),
         ..Default::default()
     };
-    let error = roles
-        .update_role(with_token(&org.owner_token, edit))
-        .await
-        .unwrap_err();
+    let error = roles.update_role(edit).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (
@@ -286,22 +227,16 @@ async fn predefined_roles_are_fixed_and_role_writes_need_roles_write_and_no_esca
         role_id: "read_only".into(),
     };
     assert_eq!(
-        roles
-            .delete_role(with_token(&org.owner_token, delete))
-            .await
-            .unwrap_err()
-            .code(),
+        roles.delete_role(delete).await.unwrap_err().code(),
         Code::FailedPrecondition
     );
 
     let developer = server
         .member(&org, "dev@example.com", vec![grant("developer", &[])])
         .await;
-    let error = roles
-        .create_role(with_token(
-            &developer.token,
-            create_role(&org.id, "X", &["payments.read"]),
-        ))
+    let error = server
+        .roles(&developer.token)
+        .create_role(create_role(&org.id, "X", &["payments.read"]))
         .await
         .unwrap_err();
     assert_eq!(
@@ -311,11 +246,9 @@ async fn predefined_roles_are_fixed_and_role_writes_need_roles_write_and_no_esca
     let iam = server
         .member(&org, "iam@example.com", vec![grant("iam_admin", &[])])
         .await;
-    let error = roles
-        .create_role(with_token(
-            &iam.token,
-            create_role(&org.id, "Refunds", &["payments.refund"]),
-        ))
+    let error = server
+        .roles(&iam.token)
+        .create_role(create_role(&org.id, "Refunds", &["payments.refund"]))
         .await
         .unwrap_err();
     assert_eq!(
@@ -326,11 +259,9 @@ async fn predefined_roles_are_fixed_and_role_writes_need_roles_write_and_no_esca
         )
     );
     let other = server.create_organization("Globex").await;
-    let error = roles
-        .create_role(with_token(
-            &other.owner_token,
-            create_role(&org.id, "X", &["payments.read"]),
-        ))
+    let error = server
+        .roles(&other.owner_token)
+        .create_role(create_role(&org.id, "X", &["payments.read"]))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound);

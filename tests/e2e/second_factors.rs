@@ -3,7 +3,7 @@
 use tonic::Code;
 use warden_proto::v1;
 use warden_tests::{
-    PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now, with_token,
+    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now,
 };
 
 async fn latest_code(server: &TestServer, kind: v1::NotificationKind, recipient: &str) -> String {
@@ -41,22 +41,6 @@ async fn challenge(server: &TestServer, email: &str) -> v1::SignInResponse {
     reply
 }
 
-async fn settings(
-    server: &TestServer,
-    org: &TestOrg,
-    change: v1::UpdateOrganizationSettingsRequest,
-) {
-    let request = v1::UpdateOrganizationSettingsRequest {
-        organization_id: org.id.clone(),
-        ..change
-    };
-    server
-        .organizations()
-        .update_organization_settings(with_token(&org.owner_token, request))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_accepted_twice() {
     let server = TestServer::start().await;
@@ -64,12 +48,9 @@ async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_a
     let alan = server
         .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
-    let mut auth = server.auth();
-    let enrolled = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Totp, ""),
-        ))
+    let (mut alans, mut auth) = (server.auth(&alan.token), server.auth(ANONYMOUS));
+    let enrolled = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Totp, ""))
         .await
         .unwrap()
         .into_inner();
@@ -95,8 +76,8 @@ async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_a
         factor_id: factor.id.clone(),
         code,
     };
-    let error = auth
-        .confirm_second_factor(with_token(&alan.token, confirm("000000".into())))
+    let error = alans
+        .confirm_second_factor(confirm("000000".into()))
         .await
         .unwrap_err();
     assert_eq!(
@@ -104,11 +85,8 @@ async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_a
         (Code::Unauthenticated, "code: incorrect")
     );
     let now = unix_now();
-    let confirmed = auth
-        .confirm_second_factor(with_token(
-            &alan.token,
-            confirm(totp_code(&enrolled.totp_secret, now)),
-        ))
+    let confirmed = alans
+        .confirm_second_factor(confirm(totp_code(&enrolled.totp_secret, now)))
         .await
         .unwrap();
     assert!(confirmed.into_inner().factor.unwrap().confirmed);
@@ -133,18 +111,9 @@ async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_a
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        server
-            .organizations()
-            .get_organization(with_token(
-                &tokens.access_token,
-                v1::GetOrganizationRequest {
-                    organization_id: org.id.clone()
-                }
-            ))
-            .await
-            .is_ok()
-    );
+    let mut signed_in = server.organizations(&tokens.access_token);
+    let read = signed_in.get_organization(org.get_organization()).await;
+    assert!(read.is_ok());
     let error = auth
         .complete_second_factor(complete(&first.challenge_id, &next))
         .await
@@ -169,20 +138,14 @@ async fn email_and_sms_codes_come_from_the_outbox_and_are_single_use() {
     let alan = server
         .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
-    let mut auth = server.auth();
-    let error = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Sms, "0151 123"),
-        ))
+    let (mut alans, mut auth) = (server.auth(&alan.token), server.auth(ANONYMOUS));
+    let error = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Sms, "0151 123"))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
-    let sms = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Sms, "+4915112345678"),
-        ))
+    let sms = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Sms, "+4915112345678"))
         .await
         .unwrap();
     let sms = sms.into_inner().factor.unwrap();
@@ -193,27 +156,20 @@ async fn email_and_sms_codes_come_from_the_outbox_and_are_single_use() {
         factor_id: sms.id.clone(),
         code,
     };
-    auth.confirm_second_factor(with_token(&alan.token, confirm))
-        .await
-        .unwrap();
-    let email = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Email, ""),
-        ))
+    alans.confirm_second_factor(confirm).await.unwrap();
+    let email = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Email, ""))
         .await
         .unwrap();
     let email = email.into_inner().factor.unwrap();
     let code = latest_code(&server, v1::NotificationKind::EmailCode, "alan@example.com").await;
-    auth.confirm_second_factor(with_token(
-        &alan.token,
-        v1::ConfirmSecondFactorRequest {
+    alans
+        .confirm_second_factor(v1::ConfirmSecondFactorRequest {
             factor_id: email.id.clone(),
             code,
-        },
-    ))
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
 
     let reply = challenge(&server, "alan@example.com").await;
     assert_eq!(reply.factors.len(), 2);
@@ -266,23 +222,18 @@ async fn five_wrong_codes_end_a_challenge() {
     let alan = server
         .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
-    let mut auth = server.auth();
-    let factor = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Email, ""),
-        ))
+    let (mut alans, mut auth) = (server.auth(&alan.token), server.auth(ANONYMOUS));
+    let factor = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Email, ""))
         .await
         .unwrap()
         .into_inner();
     let code = latest_code(&server, v1::NotificationKind::EmailCode, "alan@example.com").await;
     let factor_id = factor.factor.unwrap().id;
-    auth.confirm_second_factor(with_token(
-        &alan.token,
-        v1::ConfirmSecondFactorRequest { factor_id, code },
-    ))
-    .await
-    .unwrap();
+    alans
+        .confirm_second_factor(v1::ConfirmSecondFactorRequest { factor_id, code })
+        .await
+        .unwrap();
     let reply = challenge(&server, "alan@example.com").await;
     for attempt in 1..=5 {
         let error = auth
@@ -314,15 +265,11 @@ async fn locked_member(server: &TestServer, org: &TestOrg) -> TestUser {
     let alan = server
         .member(org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
-    settings(
-        server,
-        org,
-        v1::UpdateOrganizationSettingsRequest {
-            require_second_factor: Some(true),
-            ..Default::default()
-        },
-    )
-    .await;
+    let required = v1::UpdateOrganizationSettingsRequest {
+        require_second_factor: Some(true),
+        ..Default::default()
+    };
+    server.update_settings(org, required).await;
     alan
 }
 
@@ -333,18 +280,7 @@ async fn a_required_second_factor_locks_users_until_a_recovery_code_lets_them_in
     let alan = locked_member(&server, &org).await;
     let error = server.sign_in_error("alan@example.com", PASSWORD).await;
     assert_eq!(error.code(), Code::FailedPrecondition);
-    let get = v1::GetUserRequest {
-        organization_id: org.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    let shown = server
-        .users()
-        .get_user(with_token(&org.owner_token, get))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let shown = server.get_user(&org, &alan.id).await;
     assert_eq!(shown.status(), v1::UserStatus::Locked);
 
     let issue = v1::IssueRecoveryCodeRequest {
@@ -352,14 +288,14 @@ async fn a_required_second_factor_locks_users_until_a_recovery_code_lets_them_in
         user_id: alan.id.clone(),
     };
     let error = server
-        .auth()
-        .issue_recovery_code(with_token(&alan.token, issue.clone()))
+        .auth(&alan.token)
+        .issue_recovery_code(issue.clone())
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied, "needs security.write");
     let recovery = server
-        .auth()
-        .issue_recovery_code(with_token(&org.owner_token, issue))
+        .auth(&org.owner_token)
+        .issue_recovery_code(issue)
         .await
         .unwrap()
         .into_inner();
@@ -381,18 +317,15 @@ async fn a_required_second_factor_locks_users_until_a_recovery_code_lets_them_in
         "only the recovery code can complete it"
     );
     let tokens = server
-        .auth()
+        .auth(ANONYMOUS)
         .complete_second_factor(complete(&reply.challenge_id, &recovery.recovery_code))
         .await
         .unwrap();
     let access = tokens.into_inner().access_token;
     // Back in: now the user enrols a factor of their own.
     let enrolled = server
-        .auth()
-        .enroll_second_factor(with_token(
-            &access,
-            enroll(v1::SecondFactorMethod::Totp, ""),
-        ))
+        .auth(&access)
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Totp, ""))
         .await
         .unwrap();
     assert!(!enrolled.into_inner().totp_secret.is_empty());
@@ -404,13 +337,12 @@ async fn a_required_second_factor_locks_users_until_a_recovery_code_lets_them_in
     );
 
     let audit = v1::ListAuditEventsRequest {
-        organization_id: org.id.clone(),
         target_id: alan.id.clone(),
-        ..Default::default()
+        ..org.list_audit_events()
     };
     let events = server
-        .audit()
-        .list_audit_events(with_token(&org.owner_token, audit))
+        .audit(&org.owner_token)
+        .list_audit_events(audit)
         .await
         .unwrap()
         .into_inner()
@@ -435,22 +367,15 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
     let alan = server
         .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
-    settings(
-        &server,
-        &org,
-        v1::UpdateOrganizationSettingsRequest {
-            allowed_second_factors: vec![v1::SecondFactorMethod::Totp as i32],
-            update_allowed_second_factors: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut auth = server.auth();
-    let error = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Email, ""),
-        ))
+    let totp_only = v1::UpdateOrganizationSettingsRequest {
+        allowed_second_factors: vec![v1::SecondFactorMethod::Totp as i32],
+        update_allowed_second_factors: true,
+        ..Default::default()
+    };
+    server.update_settings(&org, totp_only).await;
+    let mut alans = server.auth(&alan.token);
+    let error = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Email, ""))
         .await
         .unwrap_err();
     assert_eq!(
@@ -460,52 +385,39 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
             "method: email is not allowed by your organization"
         )
     );
-    let error = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Unspecified, ""),
-        ))
+    let error = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Unspecified, ""))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
 
-    let enrolled = auth
-        .enroll_second_factor(with_token(
-            &alan.token,
-            enroll(v1::SecondFactorMethod::Totp, ""),
-        ))
+    let enrolled = alans
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Totp, ""))
         .await
         .unwrap()
         .into_inner();
     let factor_id = enrolled.factor.unwrap().id;
     let code = totp_code(&enrolled.totp_secret, unix_now());
-    auth.confirm_second_factor(with_token(
-        &alan.token,
-        v1::ConfirmSecondFactorRequest {
+    alans
+        .confirm_second_factor(v1::ConfirmSecondFactorRequest {
             factor_id: factor_id.clone(),
             code,
-        },
-    ))
-    .await
-    .unwrap();
-    let list = auth
-        .list_second_factors(with_token(
-            &alan.token,
-            v1::ListSecondFactorsRequest::default(),
-        ))
+        })
+        .await
+        .unwrap();
+    let list = alans
+        .list_second_factors(v1::ListSecondFactorsRequest::default())
         .await
         .unwrap()
         .into_inner();
     assert_eq!(list.factors.len(), 1);
     challenge(&server, "alan@example.com").await;
-    auth.remove_second_factor(with_token(
-        &alan.token,
-        v1::RemoveSecondFactorRequest {
+    alans
+        .remove_second_factor(v1::RemoveSecondFactorRequest {
             factor_id: factor_id.clone(),
-        },
-    ))
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     assert!(
         !server
             .sign_in("alan@example.com", PASSWORD)
@@ -514,11 +426,8 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
             .is_empty(),
         "no factor, no challenge"
     );
-    let error = auth
-        .remove_second_factor(with_token(
-            &alan.token,
-            v1::RemoveSecondFactorRequest { factor_id },
-        ))
+    let error = alans
+        .remove_second_factor(v1::RemoveSecondFactorRequest { factor_id })
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound);

@@ -6,7 +6,7 @@ use std::{
 };
 
 use warden_proto::v1;
-use warden_tests::{OPERATOR_TOKEN, PASSWORD, TestServer, grant, with_token};
+use warden_tests::{ANONYMOUS, OPERATOR_TOKEN, PASSWORD, TestServer, accept, grant};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -37,48 +37,30 @@ async fn no_password_token_or_key_is_ever_logged() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     let session = server.sign_in(&org.owner_email, PASSWORD).await;
+    let reader = vec![grant("read_only", &[])];
     server
-        .invite(
-            &org,
-            &org.owner_token,
-            "alan@example.com",
-            vec![grant("read_only", &[])],
-        )
+        .invite(&org, &org.owner_token, "alan@example.com", reader)
         .await;
     let invitation = server.invitation_token("alan@example.com").await;
-    let accept = v1::AcceptInvitationRequest {
-        token: invitation.clone(),
-        password: "alan's own long passphrase".into(),
-    };
-    server.users().accept_invitation(accept).await.unwrap();
+    let accepted = accept(&invitation, "alan's own long passphrase");
+    server
+        .users(ANONYMOUS)
+        .accept_invitation(accepted)
+        .await
+        .unwrap();
     server
         .sign_in_error("alan@example.com", "a wrong guess of a password")
         .await;
-    let refreshed = server
-        .auth()
-        .refresh_session(v1::RefreshSessionRequest {
-            refresh_token: session.refresh_token.clone(),
-        })
-        .await;
+    let refresh = v1::RefreshSessionRequest {
+        refresh_token: session.refresh_token.clone(),
+    };
+    let refreshed = server.auth(ANONYMOUS).refresh_session(refresh).await;
     let refreshed = refreshed.unwrap().into_inner();
     server
-        .authorization()
-        .check_permission(with_token(
-            &org.api_key,
-            org.check(&org.owner_id, "payments.read", ""),
-        ))
-        .await
-        .unwrap();
-    server
-        .notifications()
-        .list_pending_notifications(with_token(
-            OPERATOR_TOKEN,
-            v1::ListPendingNotificationsRequest { page_size: 10 },
-        ))
-        .await
-        .unwrap();
-    drop(server);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        .decide(&org, &org.owner_id, "payments.read", "")
+        .await;
+    server.pending_notifications().await;
+    server.stop().await; // Every request has finished and the server has shut down: all is logged.
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(

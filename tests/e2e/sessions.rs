@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{OPERATOR_TOKEN, PASSWORD, TestDatabase, TestServer, grant, with_token};
+use warden_tests::{ANONYMOUS, OPERATOR_TOKEN, PASSWORD, TestDatabase, TestOrg, TestServer, grant};
 
-fn get(org_id: &str) -> v1::GetOrganizationRequest {
-    v1::GetOrganizationRequest {
-        organization_id: org_id.into(),
-    }
+/// Whether `access_token` still opens a session: it reads its organisation.
+async fn signed_in(server: &TestServer, org: &TestOrg, access_token: &str) -> Result<(), Code> {
+    let mut organizations = server.organizations(access_token);
+    let read = organizations.get_organization(org.get_organization()).await;
+    read.map(drop).map_err(|error| error.code())
 }
 
 fn refresh(token: &str) -> v1::RefreshSessionRequest {
@@ -23,20 +24,14 @@ async fn refresh_tokens_rotate_and_a_spent_one_revokes_the_whole_session() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     let first = server.sign_in(&org.owner_email, PASSWORD).await;
-    let mut auth = server.auth();
+    let mut auth = server.auth(ANONYMOUS);
     let second = auth
         .refresh_session(refresh(&first.refresh_token))
         .await
         .unwrap()
         .into_inner();
     assert_ne!(second.refresh_token, first.refresh_token);
-    assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&second.access_token, get(&org.id)))
-            .await
-            .is_ok()
-    );
+    assert!(signed_in(&server, &org, &second.access_token).await.is_ok());
 
     // The spent token comes back (stolen): the session ends for everyone holding any of its tokens.
     let error = auth
@@ -56,22 +51,13 @@ async fn refresh_tokens_rotate_and_a_spent_one_revokes_the_whole_session() {
         Code::Unauthenticated,
         "the newest refresh token died with its session"
     );
-    let error = server
-        .organizations()
-        .get_organization(with_token(&second.access_token, get(&org.id)))
-        .await
-        .unwrap_err();
     assert_eq!(
-        error.code(),
-        Code::Unauthenticated,
+        signed_in(&server, &org, &second.access_token).await,
+        Err(Code::Unauthenticated),
         "and so did the access token"
     );
     assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&org.owner_token, get(&org.id)))
-            .await
-            .is_ok(),
+        signed_in(&server, &org, &org.owner_token).await.is_ok(),
         "other sessions live on"
     );
     let error = auth
@@ -87,7 +73,7 @@ async fn concurrent_refreshes_with_one_token_leave_at_most_one_winner() {
     let org = server.create_organization("Acme").await;
     let session = server.sign_in(&org.owner_email, PASSWORD).await;
     let attempts = (0..6).map(|_| {
-        let mut auth = server.auth();
+        let mut auth = server.auth(ANONYMOUS);
         let token = session.refresh_token.clone();
         tokio::spawn(async move { auth.refresh_session(refresh(&token)).await })
     });
@@ -109,54 +95,35 @@ async fn sign_out_and_suspension_end_sessions_and_refresh_tokens() {
         .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
     let session = server.sign_in("alan@example.com", PASSWORD).await;
-    server
-        .auth()
-        .sign_out(with_token(&session.access_token, v1::SignOutRequest {}))
-        .await
-        .unwrap();
-    let error = server
-        .organizations()
-        .get_organization(with_token(&session.access_token, get(&org.id)))
+    let mut session_auth = server.auth(&session.access_token);
+    session_auth.sign_out(v1::SignOutRequest {}).await.unwrap();
+    assert_eq!(
+        signed_in(&server, &org, &session.access_token).await,
+        Err(Code::Unauthenticated)
+    );
+    let mut anonymous = server.auth(ANONYMOUS);
+    let error = anonymous
+        .refresh_session(refresh(&session.refresh_token))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::Unauthenticated);
-    assert_eq!(
-        server
-            .auth()
-            .refresh_session(refresh(&session.refresh_token))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated
-    );
     assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&alan.token, get(&org.id)))
-            .await
-            .is_ok(),
+        signed_in(&server, &org, &alan.token).await.is_ok(),
         "only that session ended"
     );
 
     let live = server.sign_in("alan@example.com", PASSWORD).await;
-    let suspend = v1::SuspendUserRequest {
-        organization_id: org.id.clone(),
-        user_id: alan.id.clone(),
-    };
+    let suspend = org.suspend_user(&alan.id);
     server
-        .users()
-        .suspend_user(with_token(&org.owner_token, suspend))
+        .users(&org.owner_token)
+        .suspend_user(suspend)
         .await
         .unwrap();
-    assert_eq!(
-        server
-            .auth()
-            .refresh_session(refresh(&live.refresh_token))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated
-    );
+    let error = anonymous
+        .refresh_session(refresh(&live.refresh_token))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unauthenticated);
 }
 
 #[tokio::test]
@@ -168,12 +135,9 @@ async fn changing_a_password_ends_every_other_session() {
         current_password: current.into(),
         new_password: new.into(),
     };
-    let mut auth = server.auth();
+    let mut auth = server.auth(&org.owner_token);
     let error = auth
-        .change_password(with_token(
-            &org.owner_token,
-            change("wrong wrong wrong wrong", "a brand new passphrase"),
-        ))
+        .change_password(change("wrong wrong wrong wrong", "a brand new passphrase"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -181,7 +145,7 @@ async fn changing_a_password_ends_every_other_session() {
         (Code::Unauthenticated, "current_password: incorrect")
     );
     let error = auth
-        .change_password(with_token(&org.owner_token, change(PASSWORD, "short")))
+        .change_password(change(PASSWORD, "short"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -191,28 +155,16 @@ async fn changing_a_password_ends_every_other_session() {
             "new_password: must be at least 15 characters"
         )
     );
-    auth.change_password(with_token(
-        &org.owner_token,
-        change(PASSWORD, "a brand new passphrase"),
-    ))
-    .await
-    .unwrap();
+    auth.change_password(change(PASSWORD, "a brand new passphrase"))
+        .await
+        .unwrap();
     assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&org.owner_token, get(&org.id)))
-            .await
-            .is_ok(),
+        signed_in(&server, &org, &org.owner_token).await.is_ok(),
         "this session lives"
     );
-    let error = server
-        .organizations()
-        .get_organization(with_token(&other.access_token, get(&org.id)))
-        .await
-        .unwrap_err();
     assert_eq!(
-        error.code(),
-        Code::Unauthenticated,
+        signed_in(&server, &org, &other.access_token).await,
+        Err(Code::Unauthenticated),
         "the other session ended"
     );
     assert_eq!(
@@ -231,7 +183,7 @@ async fn changing_a_password_ends_every_other_session() {
 async fn a_password_reset_goes_through_the_outbox_once() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut auth = server.auth();
+    let mut auth = server.auth(ANONYMOUS);
     let ask = |email: &str| v1::RequestPasswordResetRequest {
         email: email.into(),
     };
@@ -273,14 +225,9 @@ async fn a_password_reset_goes_through_the_outbox_once() {
     auth.reset_password(reset(&token, "a freshly reset passphrase"))
         .await
         .unwrap();
-    let error = server
-        .organizations()
-        .get_organization(with_token(&org.owner_token, get(&org.id)))
-        .await
-        .unwrap_err();
     assert_eq!(
-        error.code(),
-        Code::Unauthenticated,
+        signed_in(&server, &org, &org.owner_token).await,
+        Err(Code::Unauthenticated),
         "a reset ends every session"
     );
     server
@@ -373,7 +320,7 @@ async fn unauthenticated_rpcs_are_rate_limited_per_address() {
         config.unauthenticated_rate_per_minute = 3
     })
     .await;
-    let mut auth = server.auth();
+    let mut auth = server.auth(ANONYMOUS);
     for _ in 0..3 {
         auth.refresh_session(refresh("nope")).await.unwrap_err();
     }
@@ -386,19 +333,21 @@ async fn unauthenticated_rpcs_are_rate_limited_per_address() {
 async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let mut auth = server.auth();
-    let error = auth
-        .rotate_signing_key(with_token(&org.owner_token, v1::RotateSigningKeyRequest {}))
+    let error = server
+        .auth(&org.owner_token)
+        .rotate_signing_key(v1::RotateSigningKeyRequest {})
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
     server.advance(Duration::from_secs(60)); // A rotation happens later than the first key's creation.
-    let rotated = auth
-        .rotate_signing_key(with_token(OPERATOR_TOKEN, v1::RotateSigningKeyRequest {}))
+    let rotated = server
+        .auth(OPERATOR_TOKEN)
+        .rotate_signing_key(v1::RotateSigningKeyRequest {})
         .await
         .unwrap()
         .into_inner();
-    let jwks = auth
+    let jwks = server
+        .auth(ANONYMOUS)
         .get_jwks(v1::GetJwksRequest {})
         .await
         .unwrap()
@@ -410,13 +359,7 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid() {
         2,
         "the old key verifies until its tokens expire"
     );
-    assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&org.owner_token, get(&org.id)))
-            .await
-            .is_ok()
-    );
+    assert!(signed_in(&server, &org, &org.owner_token).await.is_ok());
     let fresh = server
         .sign_in(&org.owner_email, PASSWORD)
         .await
@@ -431,13 +374,7 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid() {
         Some(rotated.key_id.as_str()),
         "new tokens use the new key"
     );
-    assert!(
-        server
-            .organizations()
-            .get_organization(with_token(&fresh, get(&org.id)))
-            .await
-            .is_ok()
-    );
+    assert!(signed_in(&server, &org, &fresh).await.is_ok());
 }
 
 #[tokio::test]
@@ -445,13 +382,8 @@ async fn api_key_use_is_recorded() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     server
-        .authorization()
-        .check_permission(with_token(
-            &org.api_key,
-            org.check(&org.owner_id, "payments.read", ""),
-        ))
-        .await
-        .unwrap();
+        .decide(&org, &org.owner_id, "payments.read", "")
+        .await;
     let list = v1::ListApiKeysRequest {
         organization_id: org.id.clone(),
         page_size: 0,
@@ -460,8 +392,8 @@ async fn api_key_use_is_recorded() {
     let mut used = false;
     for _ in 0..100 {
         let keys = server
-            .api_keys()
-            .list_api_keys(with_token(&org.owner_token, list.clone()))
+            .api_keys(&org.owner_token)
+            .list_api_keys(list.clone())
             .await
             .unwrap()
             .into_inner();

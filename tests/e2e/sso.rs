@@ -3,7 +3,7 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{PASSWORD, TestOrg, TestServer, grant, unix_now, with_token};
+use warden_tests::{ANONYMOUS, PASSWORD, TestOrg, TestServer, grant, unix_now};
 
 const ISSUER: &str = "https://idp.example.com";
 const CLIENT_ID: &str = "warden-dashboard";
@@ -30,20 +30,22 @@ fn claims(sub: &str, email: &str, verified: bool) -> serde_json::Value {
     })
 }
 
-async fn configure(server: &TestServer, org: &TestOrg, enabled: bool) {
-    let request = v1::ConfigureSsoRequest {
+/// SSO with the test provider, new users getting `analyst`.
+fn sso_config(org: &TestOrg, enabled: bool) -> v1::ConfigureSsoRequest {
+    v1::ConfigureSsoRequest {
         organization_id: org.id.clone(),
         enabled,
         issuer: ISSUER.into(),
         client_id: CLIENT_ID.into(),
         jwks_json: IDP_JWKS.into(),
         default_role_id: "analyst".into(),
-    };
-    server
-        .organizations()
-        .configure_sso(with_token(&org.owner_token, request))
-        .await
-        .unwrap();
+    }
+}
+
+async fn configure(server: &TestServer, org: &TestOrg, enabled: bool) {
+    let mut organizations = server.organizations(&org.owner_token);
+    let reply = organizations.configure_sso(sso_config(org, enabled)).await;
+    reply.unwrap();
 }
 
 async fn sso(
@@ -56,7 +58,7 @@ async fn sso(
         id_token: token,
     };
     server
-        .auth()
+        .auth(ANONYMOUS)
         .sign_in_with_sso(request)
         .await
         .map(|reply| reply.into_inner())
@@ -75,45 +77,22 @@ async fn a_valid_id_token_provisions_a_user_with_the_default_role_and_signs_them
     .await
     .unwrap();
     let list = v1::ListUsersRequest {
-        organization_id: org.id.clone(),
         query: "ida@".into(),
-        ..Default::default()
+        ..org.list_users()
     };
-    let users = server
-        .users()
-        .list_users(with_token(&org.owner_token, list.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .users;
+    let mut owner = server.users(&org.owner_token);
+    let users = owner.list_users(list.clone()).await.unwrap();
+    let users = users.into_inner().users;
     assert_eq!(users.len(), 1);
     let ida = &users[0];
     assert_eq!(
         (ida.status(), ida.grants.clone()),
         (v1::UserStatus::Active, vec![grant("analyst", &[])])
     );
-    let check = org.check(&ida.id, "pii.read", "");
-    assert!(
-        server
-            .authorization()
-            .check_permission(with_token(&org.api_key, check))
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed
-    );
-    assert!(
-        server
-            .organizations()
-            .get_organization(with_token(
-                &first.access_token,
-                v1::GetOrganizationRequest {
-                    organization_id: org.id.clone()
-                }
-            ))
-            .await
-            .is_ok()
-    );
+    assert!(server.decide(&org, &ida.id, "pii.read", "").await.allowed);
+    let mut signed_in = server.organizations(&first.access_token);
+    let read = signed_in.get_organization(org.get_organization()).await;
+    assert!(read.is_ok());
 
     let again = sso(
         &server,
@@ -126,13 +105,7 @@ async fn a_valid_id_token_provisions_a_user_with_the_default_role_and_signs_them
         !again.access_token.is_empty(),
         "the (iss, sub) pair is the identity, not the email"
     );
-    let users = server
-        .users()
-        .list_users(with_token(&org.owner_token, list))
-        .await
-        .unwrap()
-        .into_inner()
-        .users;
+    let users = owner.list_users(list).await.unwrap().into_inner().users;
     assert_eq!(users.len(), 1, "no second user");
 }
 
@@ -197,18 +170,7 @@ async fn a_verified_email_links_an_existing_user_once_and_another_sub_is_refused
     )
     .await
     .unwrap();
-    let get = v1::GetUserRequest {
-        organization_id: org.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    let linked = server
-        .users()
-        .get_user(with_token(&org.owner_token, get))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let linked = server.get_user(&org, &alan.id).await;
     assert_eq!(
         linked.grants,
         vec![grant("developer", &[])],
@@ -263,19 +225,9 @@ async fn while_sso_is_on_the_provider_owns_users_and_only_the_owner_signs_in_wit
         "off until configured"
     );
     configure(&server, &org, true).await;
-    let invite = v1::InviteUserRequest {
-        organization_id: org.id.clone(),
-        email: "new@example.com".into(),
-        first_name: "N".into(),
-        last_name: "U".into(),
-        grants: vec![grant("read_only", &[])],
-        direct_permissions: vec![],
-    };
-    let error = server
-        .users()
-        .invite_user(with_token(&org.owner_token, invite))
-        .await
-        .unwrap_err();
+    let mut owner = server.users(&org.owner_token);
+    let invite = org.invite_user("new@example.com", vec![grant("read_only", &[])]);
+    let error = owner.invite_user(invite).await.unwrap_err();
     assert_eq!(
         (error.code(), error.message()),
         (
@@ -283,19 +235,11 @@ async fn while_sso_is_on_the_provider_owns_users_and_only_the_owner_signs_in_wit
             "users are managed by your identity provider"
         )
     );
-    let delete = v1::DeleteUserRequest {
-        organization_id: org.id.clone(),
-        user_id: alan.id.clone(),
-    };
-    assert_eq!(
-        server
-            .users()
-            .delete_user(with_token(&org.owner_token, delete))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::FailedPrecondition
-    );
+    let error = owner
+        .delete_user(org.delete_user(&alan.id))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition);
     assert_eq!(
         server
             .sign_in_error("alan@example.com", PASSWORD)
@@ -326,14 +270,7 @@ async fn while_sso_is_on_the_provider_owns_users_and_only_the_owner_signs_in_wit
 async fn sso_configuration_is_validated_and_needs_security_write() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
-    let base = v1::ConfigureSsoRequest {
-        organization_id: org.id.clone(),
-        enabled: true,
-        issuer: ISSUER.into(),
-        client_id: CLIENT_ID.into(),
-        jwks_json: IDP_JWKS.into(),
-        default_role_id: "analyst".into(),
-    };
+    let base = sso_config(&org, true);
     let cases = [
         (
             v1::ConfigureSsoRequest {
@@ -371,12 +308,9 @@ async fn sso_configuration_is_validated_and_needs_security_write() {
             "default_role_id: owner comes only with ownership",
         ),
     ];
+    let mut owner = server.organizations(&org.owner_token);
     for (request, message) in cases {
-        let error = server
-            .organizations()
-            .configure_sso(with_token(&org.owner_token, request))
-            .await
-            .unwrap_err();
+        let error = owner.configure_sso(request).await.unwrap_err();
         assert_eq!(
             (error.code(), error.message()),
             (Code::InvalidArgument, message)
@@ -386,8 +320,8 @@ async fn sso_configuration_is_validated_and_needs_security_write() {
         .member(&org, "dev@example.com", vec![grant("developer", &[])])
         .await;
     let error = server
-        .organizations()
-        .configure_sso(with_token(&developer.token, base))
+        .organizations(&developer.token)
+        .configure_sso(base)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
@@ -401,16 +335,12 @@ async fn only_the_owner_configures_sso_and_the_owner_is_never_linked_by_email() 
         .member(&org, "iam@example.com", vec![grant("admin", &[])])
         .await;
     let request = v1::ConfigureSsoRequest {
-        organization_id: org.id.clone(),
-        enabled: true,
-        issuer: ISSUER.into(),
-        client_id: CLIENT_ID.into(),
-        jwks_json: IDP_JWKS.into(),
         default_role_id: "read_only".into(),
+        ..sso_config(&org, true)
     };
     let error = server
-        .organizations()
-        .configure_sso(with_token(&iam.token, request))
+        .organizations(&iam.token)
+        .configure_sso(request)
         .await
         .unwrap_err();
     assert_eq!(

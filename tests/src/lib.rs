@@ -10,7 +10,12 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 use warden_proto::v1::{
     self, api_key_service_client::ApiKeyServiceClient, audit_service_client::AuditServiceClient,
     auth_service_client::AuthServiceClient,
@@ -24,6 +29,36 @@ use warden_server::{Config, ManualClock, config::Secret};
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 pub const PASSWORD: &str = "a long enough test passphrase";
+/// The token of a caller who sends no `authorization` header (sign-in, accepting an invitation).
+pub const ANONYMOUS: &str = "";
+
+/// Adds `authorization: Bearer <token>` to every call of a client; [`ANONYMOUS`] adds nothing.
+#[derive(Clone)]
+pub struct Bearer(Option<AsciiMetadataValue>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Self(
+            (!token.is_empty()).then(|| {
+                MetadataValue::try_from(format!("Bearer {token}")).expect("a token is ASCII")
+            }),
+        )
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The channel of a typed test client: every call carries its caller's token.
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// Where one test's data lives; removed (or dropped, for PostgreSQL) on drop.
 pub struct TestDatabase {
@@ -215,40 +250,83 @@ impl TestServer {
         db
     }
 
-    pub fn organizations(&self) -> OrganizationServiceClient<Channel> {
-        OrganizationServiceClient::new(self.channel.clone())
+    // Typed clients whose calls carry `token` (an access token, an API key, the operator token or
+    // ANONYMOUS), so a test reads as the caller's scenario.
+    pub fn organizations(&self, token: &str) -> OrganizationServiceClient<Authed> {
+        OrganizationServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn users(&self) -> UserServiceClient<Channel> {
-        UserServiceClient::new(self.channel.clone())
+    pub fn users(&self, token: &str) -> UserServiceClient<Authed> {
+        UserServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn roles(&self) -> RoleServiceClient<Channel> {
-        RoleServiceClient::new(self.channel.clone())
+    pub fn roles(&self, token: &str) -> RoleServiceClient<Authed> {
+        RoleServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn auth(&self) -> AuthServiceClient<Channel> {
-        AuthServiceClient::new(self.channel.clone())
+    pub fn auth(&self, token: &str) -> AuthServiceClient<Authed> {
+        AuthServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn api_keys(&self) -> ApiKeyServiceClient<Channel> {
-        ApiKeyServiceClient::new(self.channel.clone())
+    pub fn api_keys(&self, token: &str) -> ApiKeyServiceClient<Authed> {
+        ApiKeyServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn authorization(&self) -> AuthorizationServiceClient<Channel> {
-        AuthorizationServiceClient::new(self.channel.clone())
+    pub fn authorization(&self, token: &str) -> AuthorizationServiceClient<Authed> {
+        AuthorizationServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn groups(&self) -> GroupServiceClient<Channel> {
-        GroupServiceClient::new(self.channel.clone())
+    pub fn groups(&self, token: &str) -> GroupServiceClient<Authed> {
+        GroupServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn notifications(&self) -> NotificationServiceClient<Channel> {
-        NotificationServiceClient::new(self.channel.clone())
+    pub fn notifications(&self, token: &str) -> NotificationServiceClient<Authed> {
+        NotificationServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
-    pub fn audit(&self) -> AuditServiceClient<Channel> {
-        AuditServiceClient::new(self.channel.clone())
+    pub fn audit(&self, token: &str) -> AuditServiceClient<Authed> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// The decision on `permission` for `user_id` on `entity_id` ("" for organisation-wide), asked
+    /// with the organisation's API key.
+    pub async fn decide(
+        &self,
+        org: &TestOrg,
+        user_id: &str,
+        permission: &str,
+        entity_id: &str,
+    ) -> v1::CheckPermissionResponse {
+        self.authorization(&org.api_key)
+            .check_permission(org.check(user_id, permission, entity_id))
+            .await
+            .expect("check")
+            .into_inner()
+    }
+
+    /// A user of `org` as its owner reads them.
+    pub async fn get_user(&self, org: &TestOrg, user_id: &str) -> v1::User {
+        let mut users = self.users(&org.owner_token);
+        let reply = users.get_user(org.get_user(user_id)).await;
+        reply.expect("get user").into_inner().user.unwrap()
+    }
+
+    /// Changes `org`'s settings as its owner; only the fields set in `change` are touched.
+    pub async fn update_settings(
+        &self,
+        org: &TestOrg,
+        change: v1::UpdateOrganizationSettingsRequest,
+    ) -> v1::OrganizationSettings {
+        let request = v1::UpdateOrganizationSettingsRequest {
+            organization_id: org.id.clone(),
+            ..change
+        };
+        let reply = self
+            .organizations(&org.owner_token)
+            .update_organization_settings(request)
+            .await
+            .expect("update settings");
+        reply.into_inner().organization.unwrap().settings.unwrap()
     }
 
     /// The operator's view of the outbox.
     pub async fn pending_notifications(&self) -> Vec<v1::Notification> {
         let request = v1::ListPendingNotificationsRequest { page_size: 500 };
         let reply = self
-            .notifications()
-            .list_pending_notifications(with_token(OPERATOR_TOKEN, request))
+            .notifications(OPERATOR_TOKEN)
+            .list_pending_notifications(request)
             .await
             .unwrap();
         reply.into_inner().notifications
@@ -278,16 +356,8 @@ impl TestServer {
         email: &str,
         grants: Vec<v1::Grant>,
     ) -> v1::User {
-        let request = v1::InviteUserRequest {
-            organization_id: org.id.clone(),
-            email: email.into(),
-            first_name: "Test".into(),
-            last_name: email.split('@').next().unwrap().into(),
-            grants,
-            direct_permissions: vec![],
-        };
-        self.users()
-            .invite_user(with_token(inviter, request))
+        self.users(inviter)
+            .invite_user(org.invite_user(email, grants))
             .await
             .expect("invite")
             .into_inner()
@@ -299,12 +369,8 @@ impl TestServer {
     pub async fn member(&self, org: &TestOrg, email: &str, grants: Vec<v1::Grant>) -> TestUser {
         let user = self.invite(org, &org.owner_token, email, grants).await;
         let token = self.invitation_token(email).await;
-        let request = v1::AcceptInvitationRequest {
-            token,
-            password: PASSWORD.into(),
-        };
-        self.users()
-            .accept_invitation(request)
+        self.users(ANONYMOUS)
+            .accept_invitation(accept(&token, PASSWORD))
             .await
             .expect("accept");
         TestUser {
@@ -315,14 +381,9 @@ impl TestServer {
     }
 
     pub async fn create_entity(&self, org: &TestOrg, name: &str, parent: &str) -> String {
-        let request = v1::CreateEntityRequest {
-            organization_id: org.id.clone(),
-            name: name.into(),
-            parent_entity_id: parent.into(),
-        };
         let reply = self
-            .organizations()
-            .create_entity(with_token(&org.owner_token, request))
+            .organizations(&org.owner_token)
+            .create_entity(org.create_entity(name, parent))
             .await
             .unwrap();
         reply.into_inner().entity.unwrap().id
@@ -333,7 +394,7 @@ impl TestServer {
             email: email.into(),
             password: password.into(),
         };
-        self.auth()
+        self.auth(ANONYMOUS)
             .sign_in(request)
             .await
             .expect("sign in")
@@ -345,7 +406,7 @@ impl TestServer {
             email: email.into(),
             password: password.into(),
         };
-        self.auth()
+        self.auth(ANONYMOUS)
             .sign_in(request)
             .await
             .expect_err("sign-in should fail")
@@ -362,8 +423,8 @@ impl TestServer {
             owner_password: PASSWORD.into(),
         };
         let reply = self
-            .organizations()
-            .create_organization(with_token(OPERATOR_TOKEN, request))
+            .organizations(OPERATOR_TOKEN)
+            .create_organization(request)
             .await
             .unwrap();
         let reply = reply.into_inner();
@@ -375,8 +436,8 @@ impl TestServer {
             name: "backend".into(),
         };
         let api_key = self
-            .api_keys()
-            .create_api_key(with_token(&owner_token, key))
+            .api_keys(&owner_token)
+            .create_api_key(key)
             .await
             .unwrap()
             .into_inner()
@@ -408,6 +469,7 @@ pub struct TestOrg {
     pub api_key: String,
 }
 
+/// Requests scoped to this organisation; a test changes what it is about with `..org.request()`.
 impl TestOrg {
     pub fn check(
         &self,
@@ -422,6 +484,108 @@ impl TestOrg {
             entity_id: entity_id.into(),
             explain: true,
             consistency: None,
+        }
+    }
+
+    pub fn get_organization(&self) -> v1::GetOrganizationRequest {
+        v1::GetOrganizationRequest {
+            organization_id: self.id.clone(),
+        }
+    }
+
+    pub fn create_entity(&self, name: &str, parent_entity_id: &str) -> v1::CreateEntityRequest {
+        v1::CreateEntityRequest {
+            organization_id: self.id.clone(),
+            name: name.into(),
+            parent_entity_id: parent_entity_id.into(),
+        }
+    }
+
+    pub fn invite_user(&self, email: &str, grants: Vec<v1::Grant>) -> v1::InviteUserRequest {
+        v1::InviteUserRequest {
+            organization_id: self.id.clone(),
+            email: email.into(),
+            first_name: "Test".into(),
+            last_name: email.split('@').next().unwrap_or_default().into(),
+            grants,
+            direct_permissions: vec![],
+        }
+    }
+
+    pub fn get_user(&self, user_id: &str) -> v1::GetUserRequest {
+        v1::GetUserRequest {
+            organization_id: self.id.clone(),
+            user_id: user_id.into(),
+        }
+    }
+
+    /// Lists every user but the archived, newest first, in one default page.
+    pub fn list_users(&self) -> v1::ListUsersRequest {
+        v1::ListUsersRequest {
+            organization_id: self.id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// An update of `user_id` that touches only the fields named in `mask`.
+    pub fn update_user(&self, user_id: &str, mask: &[&str]) -> v1::UpdateUserRequest {
+        v1::UpdateUserRequest {
+            organization_id: self.id.clone(),
+            user_id: user_id.into(),
+            update_mask: update_mask(mask),
+            ..Default::default()
+        }
+    }
+
+    pub fn suspend_user(&self, user_id: &str) -> v1::SuspendUserRequest {
+        v1::SuspendUserRequest {
+            organization_id: self.id.clone(),
+            user_id: user_id.into(),
+        }
+    }
+
+    pub fn restore_user(&self, user_id: &str) -> v1::RestoreUserRequest {
+        v1::RestoreUserRequest {
+            organization_id: self.id.clone(),
+            user_id: user_id.into(),
+        }
+    }
+
+    pub fn delete_user(&self, user_id: &str) -> v1::DeleteUserRequest {
+        v1::DeleteUserRequest {
+            organization_id: self.id.clone(),
+            user_id: user_id.into(),
+        }
+    }
+
+    pub fn resend_invitation(&self, user_id: &str) -> v1::ResendInvitationRequest {
+        v1::ResendInvitationRequest {
+            organization_id: self.id.clone(),
+            user_id: user_id.into(),
+        }
+    }
+
+    pub fn create_group(&self, name: &str, grants: Vec<v1::Grant>) -> v1::CreateGroupRequest {
+        v1::CreateGroupRequest {
+            organization_id: self.id.clone(),
+            name: name.into(),
+            grants,
+        }
+    }
+
+    pub fn add_group_member(&self, group_id: &str, user_id: &str) -> v1::AddGroupMemberRequest {
+        v1::AddGroupMemberRequest {
+            organization_id: self.id.clone(),
+            group_id: group_id.into(),
+            user_id: user_id.into(),
+        }
+    }
+
+    /// Lists the audit log, newest first, in one default page.
+    pub fn list_audit_events(&self) -> v1::ListAuditEventsRequest {
+        v1::ListAuditEventsRequest {
+            organization_id: self.id.clone(),
+            ..Default::default()
         }
     }
 }
@@ -459,10 +623,17 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// `message` with `authorization: Bearer <token>`.
-pub fn with_token<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let value = MetadataValue::try_from(format!("Bearer {token}")).unwrap();
-    request.metadata_mut().insert("authorization", value);
-    request
+/// Accepting an invitation with `token`, choosing `password`.
+pub fn accept(token: &str, password: &str) -> v1::AcceptInvitationRequest {
+    v1::AcceptInvitationRequest {
+        token: token.into(),
+        password: password.into(),
+    }
+}
+
+/// The field mask of an update that touches only `paths`.
+pub fn update_mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|path| path.to_string()).collect(),
+    })
 }

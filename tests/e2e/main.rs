@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, a module per service, each test on its own server and database.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod abuse;
 mod api_keys;
 mod audit;
 mod auth;
@@ -16,4 +17,5 @@ mod second_factors;
 mod secrets;
 mod sessions;
 mod sso;
+mod startup;
 mod users;

@@ -27,7 +27,7 @@ use warden_proto::v1::{
 };
 use warden_server::{Config, ManualClock, config::Secret};
 
-pub const OPERATOR_TOKEN: &str = "test-operator-token";
+pub const OPERATOR_TOKEN: &str = "test-operator-token-of-at-least-32-chars";
 pub const PASSWORD: &str = "a long enough test passphrase";
 /// The token of a caller who sends no `authorization` header (sign-in, accepting an invitation).
 pub const ANONYMOUS: &str = "";
@@ -63,7 +63,8 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 /// Where one test's data lives; removed (or dropped, for PostgreSQL) on drop.
 pub struct TestDatabase {
     pub url: String,
-    dir: PathBuf,
+    /// A private temporary directory, removed with the value.
+    pub dir: PathBuf,
     postgres: Option<(String, String)>, // (admin url, database name)
 }
 
@@ -180,6 +181,17 @@ impl TestServer {
 
     /// Starts a server with a configuration changed by `adjust`.
     pub async fn start_with(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        match Self::try_start_with(db, adjust).await {
+            Ok(server) => server,
+            Err(outcome) => panic!("server stopped during start-up: {outcome}"),
+        }
+    }
+
+    /// Like `start_with`, but a server that refuses to start hands back its reason.
+    pub async fn try_start_with(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Self, String> {
         let mut config = test_config(&db);
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind"); // Bound here, handed over: no race.
@@ -209,22 +221,22 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
         };
-        server.wait_until_serving().await;
-        server
+        server.wait_until_serving().await?;
+        Ok(server)
     }
 
-    async fn wait_until_serving(&mut self) {
+    async fn wait_until_serving(&mut self) -> Result<(), String> {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         for _ in 0..300 {
             let request = tonic_health::pb::HealthCheckRequest {
                 service: String::new(),
             };
             if health.check(request).await.is_ok() {
-                return;
+                return Ok(());
             }
             if self.task.as_ref().is_some_and(JoinHandle::is_finished) {
                 let outcome = self.task.take().unwrap().await.unwrap();
-                panic!("server stopped during start-up: {outcome:?}");
+                return Err(format!("{outcome:?}"));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -87,20 +87,32 @@ fn bearer<T>(request: &Request<T>) -> Result<&str, Error> {
 }
 
 /// Identifies the caller from `authorization: Bearer …`: the operator token, an API key or a user's
-/// access token whose session and user are still live.
+/// access token whose session and user are still live. An address that keeps presenting tokens that
+/// authenticate nothing is refused for a while (`bad_tokens.rs`).
 pub async fn authenticate<T>(state: &Shared, request: &Request<T>) -> Result<Caller, Error> {
-    let token = bearer(request)?;
+    let address = request.remote_addr().map(|address| address.ip());
+    state.bad_tokens.refuse_if_blocked(address)?;
+    let identified = identify(state, bearer(request)?).await;
+    if let Err(Error::Unauthenticated(_)) = &identified {
+        state.bad_tokens.failed(address);
+    }
+    identified
+}
+
+async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
     if same_secret(token, &state.operator_token.0) {
         return Ok(Caller::Operator);
     }
     if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
         let invalid = || Error::Unauthenticated("invalid api key");
         let (prefix, _) = rest.split_once('.').ok_or_else(invalid)?;
-        let (key, hash) = state
-            .store
-            .find_api_key(prefix)
-            .await?
-            .ok_or_else(invalid)?;
+        if state.bad_tokens.is_unknown_key(prefix) {
+            return Err(invalid());
+        }
+        let Some((key, hash)) = state.store.find_api_key(prefix).await? else {
+            state.bad_tokens.remember_unknown_key(prefix);
+            return Err(invalid());
+        };
         if key.revoked_at.is_some() || !same_secret(&sha256_hex(token), &hash) {
             return Err(invalid());
         }

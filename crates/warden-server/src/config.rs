@@ -60,7 +60,14 @@ pub struct Config {
     pub unauthenticated_rate_per_minute: u32,
     /// `WARDEN_PASSWORD_RESET_TTL_SECONDS`: how long a password-reset token stays valid.
     pub password_reset_ttl_seconds: u64,
+    /// `WARDEN_FAILED_AUTHENTICATION_PER_MINUTE`: bearer tokens that authenticate nothing (a wrong
+    /// operator token, a junk API key or JWT) per minute and source address; past it the address is
+    /// refused with RESOURCE_EXHAUSTED before its token is even looked at.
+    pub failed_authentication_per_minute: u32,
 }
+
+/// An operator token shorter than this is refused at start: it guards every organisation.
+pub const MIN_OPERATOR_TOKEN_CHARS: usize = 32;
 
 impl Default for Config {
     fn default() -> Self {
@@ -83,6 +90,7 @@ impl Default for Config {
             delivery_interval_ms: None,
             unauthenticated_rate_per_minute: 120,
             password_reset_ttl_seconds: 3600,
+            failed_authentication_per_minute: 30,
         }
     }
 }
@@ -113,22 +121,38 @@ impl Config {
             .operator_token
             .filter(|token| !token.0.trim().is_empty());
         config.secret_key = config.secret_key.filter(|key| !key.0.trim().is_empty());
+        config
+            .check()
+            .map_err(|reason| Box::new(figment::Error::from(reason)))?;
+        Ok(config)
+    }
+
+    /// The limits every configuration must respect, whether read from the environment or built by
+    /// a caller of `serve`: a bad value stops the start with its reason.
+    pub fn check(&self) -> Result<(), String> {
+        let config = self;
+        if config
+            .operator_token
+            .as_ref()
+            .is_some_and(|token| token.0.chars().count() < MIN_OPERATOR_TOKEN_CHARS)
+        {
+            return Err(format!(
+                "operator_token: must be at least {MIN_OPERATOR_TOKEN_CHARS} characters"
+            ));
+        }
+        if config.failed_authentication_per_minute == 0 {
+            return Err("failed_authentication_per_minute: must be at least 1".to_owned());
+        }
         if config.access_token_ttl_seconds == 0 || config.access_token_ttl_seconds > 900 {
-            return Err(Box::new(figment::Error::from(
-                "access_token_ttl_seconds: must be 1 to 900".to_owned(),
-            )));
+            return Err("access_token_ttl_seconds: must be 1 to 900".to_owned());
         }
         if config.password_min_chars < 8 {
-            return Err(Box::new(figment::Error::from(
-                "password_min_chars: must be at least 8".to_owned(),
-            )));
+            return Err("password_min_chars: must be at least 8".to_owned());
         }
         if config.unauthenticated_rate_per_minute == 0 {
-            return Err(Box::new(figment::Error::from(
-                "unauthenticated_rate_per_minute: must be at least 1".to_owned(),
-            )));
+            return Err("unauthenticated_rate_per_minute: must be at least 1".to_owned());
         }
-        Ok(config)
+        Ok(())
     }
 }
 
@@ -141,11 +165,26 @@ mod tests {
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(("listen_addr", "127.0.0.1:6000"))
             .merge(("database_url", ""))
-            .merge(("operator_token", "s3cret"));
+            .merge(("operator_token", "s3cret-s3cret-s3cret-s3cret-s3cret"));
         let config = Config::from_figment(figment).unwrap();
         assert_eq!(config.listen_addr.port(), 6000);
         assert_eq!(config.database_url, None);
         assert_eq!(format!("{:?}", config.operator_token), "Some(***)");
+    }
+
+    #[test]
+    fn an_operator_token_under_32_characters_is_refused() {
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("operator_token", "x".repeat(31)));
+        let error = Config::from_figment(figment).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("operator_token: must be at least 32")
+        );
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("operator_token", "x".repeat(32)));
+        assert!(Config::from_figment(figment).is_ok());
     }
 
     #[test]

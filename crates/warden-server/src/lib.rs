@@ -1,5 +1,6 @@
 //! The Warden gRPC server: configuration, start-up (database, migrations, keys, catalogue) and the
 //! tonic services of `warden.v1`, with reflection and health. `main.rs` and the tests call `serve`.
+mod bad_tokens;
 mod call;
 pub mod config;
 mod context;
@@ -132,14 +133,12 @@ pub async fn serve(
 
 /// Everything before the first RPC: fails fast, with the reason, when anything is missing.
 async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error> {
+    config.check().map_err(Error::internal)?;
     let database_url = match &config.database_url {
         Some(url) => url.clone(),
         None => {
-            std::fs::create_dir_all(&config.data_dir).map_err(Error::internal)?;
-            format!(
-                "sqlite://{}?mode=rwc",
-                config.data_dir.join("warden.db").display()
-            )
+            let file = private_file(&config.data_dir, "warden.db")?;
+            format!("sqlite://{}?mode=rwc", file.display())
         }
     };
     let store = Arc::new(SqlStore::connect(&database_url, config.database_max_connections).await?);
@@ -207,6 +206,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
             i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,
         ),
         limiter: guard::limiter(config.unauthenticated_rate_per_minute),
+        bad_tokens: bad_tokens::BadTokens::new(config.failed_authentication_per_minute),
         api_key_touches: Default::default(),
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
@@ -222,7 +222,7 @@ fn secret_file(
     make: impl FnOnce() -> Result<String, Error>,
 ) -> Result<String, Error> {
     use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
-    std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
+    private_dir(data_dir)?;
     let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(value) if !value.trim().is_empty() => {
@@ -243,4 +243,29 @@ fn secret_file(
     file.write_all(value.as_bytes()).map_err(Error::internal)?;
     tracing::info!(path = %path.display(), "{name} generated");
     Ok(value)
+}
+
+/// The data directory holds the embedded database and generated secrets: only the server's user
+/// may enter it (0700), whatever the umask.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).map_err(Error::internal)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(Error::internal)
+}
+
+/// `<dir>/<name>` created if missing and readable by the server's user only (0600). SQLite gives its
+/// `-wal` and `-shm` files the mode of the database file.
+fn private_file(dir: &Path, name: &str) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    private_dir(dir)?;
+    let path = dir.join(name);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(Error::internal)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(Error::internal)?;
+    Ok(path)
 }

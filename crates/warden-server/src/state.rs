@@ -31,6 +31,7 @@ pub struct AppState {
     pub refresh_ttl: chrono::Duration,
     pub reset_ttl: chrono::Duration,
     pub limiter: crate::guard::Limiter,
+    pub bad_tokens: crate::bad_tokens::BadTokens,
     /// When this replica last recorded each API key's use: at most one write a minute per key, so
     /// the check path does not write on every call.
     pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,

@@ -43,7 +43,13 @@ pub struct TokenService {
     issuer: String,
     audience: String,
     ttl: chrono::Duration,
+    /// When a token with an unknown `kid` last made this replica re-read the keys.
+    unknown_kid_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Tokens with unknown `kid`s re-read the keys at most this often: junk tokens cannot turn into
+/// one query each, and a rotation on another replica is still seen within a second.
+const UNKNOWN_KID_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A new Ed25519 key, its private half sealed with the server's secret key; its `kid` is random so
 /// concurrent replicas never collide.
@@ -106,6 +112,7 @@ impl TokenService {
             issuer,
             audience,
             ttl,
+            unknown_kid_reload: std::sync::Mutex::new(None),
         })
     }
 
@@ -157,9 +164,8 @@ impl TokenService {
             return Err(invalid());
         }
         let mut public_key = self.public_key(&kid).await;
-        if public_key.is_none() {
-            // Another replica may have rotated: reload once. Unknown kids cost one query each, so the
-            // caller-facing rate limit (issue #5) bounds them.
+        if public_key.is_none() && self.may_reload_for_unknown_kid() {
+            // Another replica may have rotated: reload, at most once a second.
             self.reload(now).await?;
             public_key = self.public_key(&kid).await;
         }
@@ -193,6 +199,18 @@ impl TokenService {
         self.store.insert_signing_key(&key).await?;
         self.reload(now).await?;
         Ok(key.kid)
+    }
+
+    fn may_reload_for_unknown_kid(&self) -> bool {
+        let mut last = self
+            .unknown_kid_reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= UNKNOWN_KID_RELOAD_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     async fn reload(&self, now: DateTime<Utc>) -> Result<(), Error> {
@@ -231,7 +249,58 @@ impl TokenService {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// Counts reads, so the test sees how many queries junk tokens cost.
+    struct CountingKeys {
+        keys: Vec<SigningKey>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl SigningKeyStore for CountingKeys {
+        async fn signing_keys(&self) -> Result<Vec<SigningKey>, Error> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self.keys.clone())
+        }
+        async fn insert_signing_key(&self, _: &SigningKey) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_with_unknown_kids_reload_the_keys_at_most_once_a_second() {
+        let sealer = SecretBox::new(&SecretBox::generate_key().unwrap()).unwrap();
+        let now = Utc::now();
+        let store = Arc::new(CountingKeys {
+            keys: vec![generate_key(now, &sealer).unwrap()],
+            reads: AtomicUsize::new(0),
+        });
+        let tokens = TokenService::load(
+            store.clone(),
+            "warden".into(),
+            "warden".into(),
+            900,
+            sealer,
+            now,
+        )
+        .await
+        .unwrap();
+        let loaded = store.reads.load(Ordering::SeqCst);
+        // A syntactically valid EdDSA header with a kid nobody issued.
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT","kid":"nope"}"#);
+        let junk = format!("{header}.e30.c2ln");
+        for _ in 0..50 {
+            assert!(tokens.verify(&junk, now).await.is_err());
+        }
+        assert_eq!(
+            store.reads.load(Ordering::SeqCst) - loaded,
+            1,
+            "one reload, not fifty"
+        );
+    }
 
     #[test]
     fn a_replaced_key_stays_live_for_one_token_lifetime() {

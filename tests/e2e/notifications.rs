@@ -101,3 +101,38 @@ async fn the_built_in_worker_delivers_and_acknowledges() {
         1
     );
 }
+
+#[tokio::test]
+async fn outbox_secrets_are_sealed_at_rest_and_erased_on_acknowledgement() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let reader = vec![grant("read_only", &[])];
+    server
+        .invite(&org, &org.owner_token, "sealed@example.com", reader)
+        .await;
+    let pending = server.pending_notifications().await;
+    let plain = pending[0].token.clone();
+    assert!(
+        plain.len() >= 43,
+        "the operator still reads the plain token"
+    );
+
+    let stored = server
+        .db
+        .texts("SELECT token FROM notifications WHERE token IS NOT NULL")
+        .await;
+    assert_eq!(stored.len(), 1);
+    let stored = stored[0].clone().unwrap();
+    assert!(stored.starts_with("sealed:"), "{stored}");
+    assert!(!stored.contains(&plain), "the plain token is not at rest");
+
+    server
+        .notifications(OPERATOR_TOKEN)
+        .acknowledge_notifications(v1::AcknowledgeNotificationsRequest {
+            ids: vec![pending[0].id.clone()],
+        })
+        .await
+        .unwrap();
+    let erased = server.db.texts("SELECT token FROM notifications").await;
+    assert_eq!(erased, vec![None], "acknowledged: nothing left to open");
+}

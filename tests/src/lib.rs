@@ -103,6 +103,18 @@ impl TestDatabase {
     }
 
     /// Runs one SQL statement against this test's database and returns the first column of the first row.
+    /// The text values of one column, read straight from the database (for what is stored at rest).
+    pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        let db = Database::connect(&self.url).await.unwrap();
+        let backend = db.get_database_backend();
+        db.query_all_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index::<Option<String>>(0).unwrap())
+            .collect()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let db = Database::connect(&self.url).await.unwrap();
         let backend = db.get_database_backend();

@@ -21,6 +21,13 @@ use crate::{
     validate::Email,
 };
 
+/// Seals secrets at rest under the deployment's secret key, so a copy of the database alone reveals
+/// none of them (the outbox's tokens and codes, TOTP secrets).
+pub trait Sealer: Send + Sync {
+    fn seal(&self, plaintext: &str) -> Result<String, Error>;
+    fn open(&self, sealed: &str) -> Result<String, Error>;
+}
+
 #[async_trait]
 pub trait OrganizationStore: Send + Sync {
     /// Writes the organisation, its predefined roles and its owner (with an `owner` grant on all

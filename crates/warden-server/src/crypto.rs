@@ -1,4 +1,4 @@
-//! Sealing secrets at rest (TOTP secrets) with XChaCha20-Poly1305 under the server's secret key.
+//! Sealing secrets at rest (TOTP secrets, the outbox's tokens and codes) with XChaCha20-Poly1305 under the server's secret key.
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chacha20poly1305::{
     XChaCha20Poly1305, XNonce,
@@ -53,6 +53,17 @@ impl SecretBox {
         self.cipher
             .decrypt(&XNonce::from(nonce), ciphertext)
             .map_err(|_| Error::internal("sealed secret does not open with this key"))
+    }
+}
+
+impl warden_core::ports::Sealer for SecretBox {
+    fn seal(&self, plaintext: &str) -> Result<String, Error> {
+        SecretBox::seal(self, plaintext.as_bytes())
+    }
+
+    fn open(&self, sealed: &str) -> Result<String, Error> {
+        String::from_utf8(SecretBox::open(self, sealed)?)
+            .map_err(|_| Error::internal("sealed secret is not text"))
     }
 }
 

@@ -141,7 +141,22 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
             format!("sqlite://{}?mode=rwc", file.display())
         }
     };
-    let store = Arc::new(SqlStore::connect(&database_url, config.database_max_connections).await?);
+    let sealer = crypto::SecretBox::new(&match &config.secret_key {
+        Some(key) => key.0.clone(),
+        None => secret_file(
+            &config.data_dir,
+            "secret-key",
+            crypto::SecretBox::generate_key,
+        )?,
+    })?;
+    let store = Arc::new(
+        SqlStore::connect(
+            &database_url,
+            config.database_max_connections,
+            Arc::new(sealer.clone()),
+        )
+        .await?,
+    );
     if config.redis_url.is_some() {
         tracing::info!(
             "redis_url is set; checks read the database until the decision cache of issue #7 lands"
@@ -174,14 +189,6 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
             Ok(format!("wop_{}", secrets::random_token(32)?))
         })?),
     };
-    let sealer = crypto::SecretBox::new(&match &config.secret_key {
-        Some(key) => key.0.clone(),
-        None => secret_file(
-            &config.data_dir,
-            "secret-key",
-            crypto::SecretBox::generate_key,
-        )?,
-    })?;
     let tokens = TokenService::load(
         store.clone() as Arc<dyn warden_core::ports::SigningKeyStore>,
         config.issuer.clone(),

@@ -116,7 +116,7 @@ impl CredentialStore for SqlStore {
         .exec(&txn)
         .await
         .map_err(internal)?;
-        insert_notification(&txn, notification).await?;
+        insert_notification(&txn, self.sealer.as_ref(), notification).await?;
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)
     }

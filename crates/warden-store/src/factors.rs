@@ -89,7 +89,7 @@ impl FactorStore for SqlStore {
         .await
         .map_err(internal)?;
         if let Some((_, notification)) = confirmation {
-            insert_notification(&txn, notification).await?;
+            insert_notification(&txn, self.sealer.as_ref(), notification).await?;
         }
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)
@@ -302,7 +302,7 @@ impl FactorStore for SqlStore {
         if updated.rows_affected == 0 {
             return Err(Error::NotFound("challenge"));
         }
-        insert_notification(&txn, notification).await?;
+        insert_notification(&txn, self.sealer.as_ref(), notification).await?;
         txn.commit().await.map_err(internal)
     }
 

@@ -9,7 +9,7 @@ use warden_core::{
     Error,
     ids::{InvitationId, OrganizationId, UserId},
     model::{AuditEvent, Invitation, InvitationState, NewUser, Notification, User, UserStatus},
-    ports::InvitationStore,
+    ports::{InvitationStore, Sealer},
 };
 
 use crate::{
@@ -26,6 +26,7 @@ use crate::{
 /// caller's transaction.
 async fn send_invitation(
     db: &impl ConnectionTrait,
+    sealer: &dyn Sealer,
     invitation: &Invitation,
     notification: &Notification,
     audit: &AuditEvent,
@@ -43,7 +44,7 @@ async fn send_invitation(
     .exec(db)
     .await
     .map_err(internal)?;
-    insert_notification(db, notification).await?;
+    insert_notification(db, sealer, notification).await?;
     insert_audit(db, audit).await
 }
 
@@ -80,7 +81,7 @@ impl InvitationStore for SqlStore {
             ..new_user_row(user, UserStatus::Pending)
         };
         insert_user(&txn, row, user).await?;
-        send_invitation(&txn, invitation, notification, audit).await?;
+        send_invitation(&txn, self.sealer.as_ref(), invitation, notification, audit).await?;
         let user = reload_user(&txn, user.organization_id, user.id).await?;
         txn.commit().await.map_err(internal)?; // An early `?` drops `txn` uncommitted: rolled back.
         Ok(user)
@@ -115,7 +116,7 @@ impl InvitationStore for SqlStore {
         }
         // A pending user has no accepted invitation, so this ends every earlier one.
         supersede_open_invitations(&txn, invitation.user_id, invitation.created_at).await?;
-        send_invitation(&txn, invitation, notification, audit).await?;
+        send_invitation(&txn, self.sealer.as_ref(), invitation, notification, audit).await?;
         let user = reload_user(&txn, organization, invitation.user_id).await?;
         txn.commit().await.map_err(internal)?;
         Ok(user)

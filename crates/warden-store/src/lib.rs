@@ -21,24 +21,30 @@ mod tables;
 mod throttles;
 mod users;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use warden_core::Error;
+use warden_core::{Error, ports::Sealer};
 
 /// The storage of one Warden deployment; cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    /// Seals the outbox's tokens and codes at rest; only `pending_notifications` opens them.
+    sealer: Arc<dyn Sealer>,
 }
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies pending migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        sealer: Arc<dyn Sealer>,
+    ) -> Result<Self, Error> {
         let mut options = ConnectOptions::new(url);
         options
             .max_connections(max_connections)
@@ -53,7 +59,7 @@ impl SqlStore {
             });
         let db = Database::connect(options).await.map_err(internal)?;
         migration::Migrator::up(&db, None).await.map_err(internal)?;
-        Ok(Self { db })
+        Ok(Self { db, sealer })
     }
 
     /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so a transaction

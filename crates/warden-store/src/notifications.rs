@@ -10,22 +10,32 @@ use warden_core::{
     Error,
     ids::{NotificationId, OrganizationId},
     model::{Notification, NotificationKind},
-    ports::NotificationStore,
+    ports::{NotificationStore, Sealer},
 };
 
 use crate::{SqlStore, convert::uuid, internal, tables::notifications};
 
+/// A sealed secret, marked so that rows written before sealing began still read back.
+const SEALED: &str = "sealed:";
+
 pub(crate) async fn insert_notification(
     db: &impl ConnectionTrait,
+    sealer: &dyn Sealer,
     notification: &Notification,
 ) -> Result<(), Error> {
+    let seal = |secret: &Option<String>| {
+        secret
+            .as_deref()
+            .map(|plain| sealer.seal(plain).map(|sealed| format!("{SEALED}{sealed}")))
+            .transpose()
+    };
     notifications::Entity::insert(notifications::ActiveModel {
         id: Set(notification.id.to_string()),
         organization_id: Set(notification.organization_id.to_string()),
         kind: Set(notification.kind.as_str().to_owned()),
         recipient: Set(notification.recipient.clone()),
-        token: Set(notification.token.clone()),
-        code: Set(notification.code.clone()),
+        token: Set(seal(&notification.token)?),
+        code: Set(seal(&notification.code)?),
         created_at: Set(notification.created_at),
         acknowledged_at: Set(None),
     })
@@ -45,6 +55,13 @@ impl NotificationStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(internal)?;
+        let open = |stored: Option<String>| match stored {
+            Some(text) => match text.strip_prefix(SEALED) {
+                Some(sealed) => self.sealer.open(sealed).map(Some),
+                None => Ok(Some(text)),
+            },
+            None => Ok(None),
+        };
         rows.into_iter()
             .map(|row| {
                 Ok(Notification {
@@ -54,8 +71,8 @@ impl NotificationStore for SqlStore {
                         Error::internal(format!("stored notification kind {:?}", row.kind))
                     })?,
                     recipient: row.recipient,
-                    token: row.token,
-                    code: row.code,
+                    token: open(row.token)?,
+                    code: open(row.code)?,
                     created_at: row.created_at,
                 })
             })

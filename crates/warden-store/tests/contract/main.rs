@@ -13,7 +13,7 @@ mod rollback;
 mod single_use;
 mod tenancy;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use chrono::{Duration, Utc};
 use sea_orm::{ConnectionTrait, Database};
@@ -103,6 +103,19 @@ impl std::ops::Deref for TestStore {
     }
 }
 
+/// A stand-in for the server's XChaCha20-Poly1305 box: what the store must do with it (seal on
+/// write, open on read) shows just as well with a reversible transformation.
+struct ReversedSealer;
+
+impl warden_core::ports::Sealer for ReversedSealer {
+    fn seal(&self, plaintext: &str) -> Result<String, warden_core::Error> {
+        Ok(plaintext.chars().rev().collect())
+    }
+    fn open(&self, sealed: &str) -> Result<String, warden_core::Error> {
+        Ok(sealed.chars().rev().collect())
+    }
+}
+
 impl TestStore {
     pub async fn sqlite() -> Self {
         let dir =
@@ -111,7 +124,9 @@ impl TestStore {
         let url = format!("sqlite://{}?mode=rwc", dir.join("warden.db").display());
         let database = Scratch::Sqlite(dir);
         Self {
-            store: SqlStore::connect(&url, 4).await.unwrap(),
+            store: SqlStore::connect(&url, 4, Arc::new(ReversedSealer))
+                .await
+                .unwrap(),
             _database: database,
         }
     }
@@ -134,7 +149,9 @@ impl TestStore {
         let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
         let database = Scratch::Postgres { admin, name }; // From here on, a failure still drops it.
         Some(Self {
-            store: SqlStore::connect(&url, 4).await.unwrap(),
+            store: SqlStore::connect(&url, 4, Arc::new(ReversedSealer))
+                .await
+                .unwrap(),
             _database: database,
         })
     }

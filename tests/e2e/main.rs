@@ -8,6 +8,7 @@ mod auth;
 mod authorization;
 mod errors;
 mod groups;
+mod janitor;
 mod notifications;
 mod organizations;
 mod ownership;

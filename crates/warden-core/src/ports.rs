@@ -482,6 +482,20 @@ pub trait SubjectSource: Send + Sync {
 }
 
 /// Every store the server needs, as one object.
+/// Deletes rows that stopped mattering: idle throttles, expired challenges, used SSO tokens, ended
+/// sessions with their spent refresh tokens, expired resets and acknowledged notifications.
+#[async_trait]
+pub trait PurgeStore: Send + Sync {
+    /// At most `batch` rows of each kind that stopped mattering before `cutoff` (throttles also
+    /// must not be in back-off at `now`); returns how many went.
+    async fn purge(
+        &self,
+        now: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+        batch: u64,
+    ) -> Result<u64, Error>;
+}
+
 pub trait Store:
     OrganizationStore
     + UserStore
@@ -499,6 +513,7 @@ pub trait Store:
     + ThrottleStore
     + FactorStore
     + SsoStore
+    + PurgeStore
 {
 }
 
@@ -519,5 +534,6 @@ impl<T> Store for T where
         + ThrottleStore
         + FactorStore
         + SsoStore
+        + PurgeStore
 {
 }

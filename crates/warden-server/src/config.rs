@@ -64,6 +64,10 @@ pub struct Config {
     /// operator token, a junk API key or JWT) per minute and source address; past it the address is
     /// refused with RESOURCE_EXHAUSTED before its token is even looked at.
     pub failed_authentication_per_minute: u32,
+    /// `WARDEN_JANITOR_INTERVAL_MS`: how often each replica purges rows that stopped mattering a
+    /// day ago (idle throttles, expired challenges and resets, used SSO tokens, ended sessions,
+    /// acknowledged notifications).
+    pub janitor_interval_ms: u64,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -91,6 +95,7 @@ impl Default for Config {
             unauthenticated_rate_per_minute: 120,
             password_reset_ttl_seconds: 3600,
             failed_authentication_per_minute: 30,
+            janitor_interval_ms: 5 * 60 * 1000,
         }
     }
 }

@@ -10,6 +10,7 @@ mod delivery;
 mod factors;
 mod grants;
 mod guard;
+mod janitor;
 mod secrets;
 mod services;
 mod state;
@@ -25,7 +26,7 @@ use warden_core::{
     Error,
     catalogue::Catalogue,
     password::PasswordPolicy,
-    ports::{NotificationStore, Store},
+    ports::{NotificationStore, PurgeStore, Store},
 };
 use warden_proto::v1::{
     api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer,
@@ -97,6 +98,12 @@ pub async fn serve(
             Duration::from_millis(ms.max(10)),
         ))
     });
+    // Aborting mid-sweep is safe: each batch is one statement.
+    let janitor = tokio::spawn(janitor::run(
+        state.store.clone() as Arc<dyn PurgeStore>,
+        state.clock.clone(),
+        Duration::from_millis(config.janitor_interval_ms.max(10)),
+    ));
     let address = listener.local_addr().map_err(Error::internal)?;
     tracing::info!(%address, "warden serving");
     let served = tonic::transport::Server::builder()
@@ -127,6 +134,7 @@ pub async fn serve(
     if let Some(worker) = worker {
         worker.abort();
     }
+    janitor.abort();
     tracing::info!("warden stopped");
     served
 }

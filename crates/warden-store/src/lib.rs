@@ -8,6 +8,7 @@ mod factors;
 mod grants;
 mod groups;
 mod invitations;
+mod janitor;
 mod migration;
 mod notifications;
 mod organizations;

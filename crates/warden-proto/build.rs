@@ -15,10 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&root])?; // Keeps comments, so reflection shows them.
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("warden_descriptor.bin"), fds.encode_to_vec())?;
+    // Type names let the server find each request's descriptor and check every string field of
+    // every RPC at the edge, whatever the message.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     // tonic-prost-build prints no rerun-if-changed: without this, edits under proto/ are ignored.
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())

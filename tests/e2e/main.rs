@@ -3,6 +3,7 @@
 
 mod abuse;
 mod api_keys;
+mod arbitrary_strings;
 mod audit;
 mod auth;
 mod authorization;

@@ -14,6 +14,7 @@ use warden_core::{
 };
 
 use crate::{
+    input::check_strings,
     secrets::{same_secret, sha256_hex},
     state::{API_KEY_PREFIX, AppState, Caller, Shared, UserCaller},
 };
@@ -31,8 +32,12 @@ pub struct Call {
 }
 
 /// Authenticates `request` and splits it into the call and its message.
-pub async fn call<T>(state: &Shared, request: Request<T>) -> Result<(Call, T), Error> {
+pub async fn call<T: prost::Message + prost::Name>(
+    state: &Shared,
+    request: Request<T>,
+) -> Result<(Call, T), Error> {
     let caller = authenticate(state, &request).await?;
+    check_strings(request.get_ref())?;
     Ok(split(state, caller, request))
 }
 
@@ -42,8 +47,12 @@ pub async fn call<T>(state: &Shared, request: Request<T>) -> Result<(Call, T), E
     dead_code,
     reason = "until every service has the call shape (issue 12)"
 )]
-pub fn anonymous<T>(state: &Shared, request: Request<T>) -> Result<(Call, T), Error> {
+pub fn anonymous<T: prost::Message + prost::Name>(
+    state: &Shared,
+    request: Request<T>,
+) -> Result<(Call, T), Error> {
     state.rate_limit(&request)?;
+    check_strings(request.get_ref())?;
     Ok(split(state, Caller::Anonymous, request))
 }
 

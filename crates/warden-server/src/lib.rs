@@ -10,6 +10,7 @@ mod delivery;
 mod factors;
 mod grants;
 mod guard;
+mod input;
 mod janitor;
 mod secrets;
 mod services;

@@ -6,12 +6,11 @@ use warden_core::{
     decision::Target,
     ids::{EntityId, OrganizationId, UserId},
     model::{Entity, NewOrganization, Organization, OrganizationSettings, Role},
-    ownership,
     validate::{self, Email},
 };
 use warden_proto::v1::{self, organization_service_server::OrganizationService};
 
-use super::users::written;
+use super::users::{hand_over, written};
 use crate::{
     call::{Call, call},
     convert::{self, Page},
@@ -305,22 +304,8 @@ impl Organizations {
         let id = OrganizationId::parse("organization_id", &input.organization_id)?;
         let new_owner = UserId::parse("new_owner_user_id", &input.new_owner_user_id)?;
         self.organization(id).await?;
-        let candidate = self
-            .0
-            .store
-            .find_user(id, new_owner)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        ownership::ensure_may_become_owner(&candidate)?;
-        let audit = call
-            .audit(id, Action::OwnershipReassigned, id)
-            .after(convert::owner_json(new_owner));
-        let owner = self
-            .0
-            .store
-            .transfer_ownership(id, new_owner, &audit)
-            .await?;
-        tracing::info!(organization_id = %id, owner_id = %owner.id, "ownership reassigned by the operator");
+        let audit = call.audit(id, Action::OwnershipReassigned, id);
+        let owner = hand_over(&self.0, new_owner, audit).await?;
         Ok(v1::ReassignOwnershipResponse {
             owner: written(&owner, call.now),
             consistency_token: convert::consistency_token(call.now),

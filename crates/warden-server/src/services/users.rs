@@ -23,7 +23,7 @@ use crate::{
     convert::{self, Page},
     guard::{AttemptKeys, Check},
     secrets::{random_token, sha256_hex},
-    state::{Shared, UserCaller},
+    state::{AppState, Shared, UserCaller},
     status::to_status,
 };
 
@@ -173,6 +173,29 @@ fn new_invitation(
         created_at: now,
     };
     Ok((invitation, notification))
+}
+
+/// Makes `new_owner` the owner of the audit row's organisation once they may become it; the store
+/// applies it conditionally, so a concurrent change still leaves exactly one owner.
+pub(super) async fn hand_over(
+    state: &AppState,
+    new_owner: UserId,
+    audit: AuditEvent,
+) -> Result<User, Error> {
+    let organization = audit.organization_id;
+    let candidate = state
+        .store
+        .find_user(organization, new_owner)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    ownership::ensure_may_become_owner(&candidate)?;
+    let audit = audit.after(convert::owner_json(new_owner));
+    let owner = state
+        .store
+        .transfer_ownership(organization, new_owner, &audit)
+        .await?;
+    tracing::info!(organization_id = %organization, owner_id = %owner.id, action = audit.action, "ownership changed");
+    Ok(owner)
 }
 
 /// The connection a request came over, kept aside because `call` consumes the request and the
@@ -514,23 +537,10 @@ impl Users {
         let owner = ownership::ensure_owner(self.0.store.find_user(organization, me.user).await?)?;
         self.confirm_password(&owner, input.password, &connection)
             .await?;
-        let candidate = self
-            .0
-            .store
-            .find_user(organization, new_owner)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        ownership::ensure_may_become_owner(&candidate)?;
         let audit = call
             .audit(organization, Action::OwnershipTransferred, organization)
-            .before(convert::owner_json(owner.id))
-            .after(convert::owner_json(new_owner));
-        let user = self
-            .0
-            .store
-            .transfer_ownership(organization, new_owner, &audit)
-            .await?;
-        tracing::info!(organization_id = %organization, owner_id = %user.id, "ownership transferred");
+            .before(convert::owner_json(owner.id));
+        let user = hand_over(&self.0, new_owner, audit).await?;
         Ok(v1::TransferOwnershipResponse {
             owner: written(&user, call.now),
             consistency_token: convert::consistency_token(call.now),

@@ -7,11 +7,13 @@ pub mod decision;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod ownership;
 pub mod page;
 pub mod password;
 pub mod ports;
 pub mod rules;
 pub mod throttle;
+pub mod users;
 pub mod validate;
 
 pub use error::Error;

@@ -81,7 +81,8 @@ pub struct Entity {
     pub created_at: DateTime<Utc>,
 }
 
-/// The lifecycle status as stored; EXPIRED and LOCKED are derived when read (SPEC §2).
+/// The lifecycle status as stored; EXPIRED and LOCKED are derived when read (SPEC §2,
+/// `users::status_seen`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserStatus {
     Pending,
@@ -152,16 +153,6 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub invitation_expires_at: Option<DateTime<Utc>>,
-}
-
-impl User {
-    /// The status a caller sees: a pending user whose invitation lapsed is EXPIRED (SPEC §2).
-    pub fn status_at(&self, now: DateTime<Utc>) -> UserStatus {
-        match (self.status, self.invitation_expires_at) {
-            (UserStatus::Pending, Some(expires_at)) if expires_at <= now => UserStatus::Expired,
-            (status, _) => status,
-        }
-    }
 }
 
 /// An invited user before the first write.

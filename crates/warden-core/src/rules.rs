@@ -2,7 +2,7 @@
 use crate::{
     Error,
     decision::{EntityTree, Subject, Target, decide},
-    ids::{PermissionKey, UserId},
+    ids::PermissionKey,
     model::Scope,
 };
 
@@ -92,16 +92,6 @@ pub fn ensure_may_act_on(
         .map_err(|_| Error::PermissionDenied("this user holds permissions you do not hold".into()))
 }
 
-/// Suspending or deleting oneself would lock the organisation out by accident.
-pub fn ensure_not_self(caller: UserId, target: UserId, action: &str) -> Result<(), Error> {
-    if caller == target {
-        return Err(Error::FailedPrecondition(format!(
-            "you cannot {action} yourself"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -109,7 +99,7 @@ mod tests {
     use super::*;
     use crate::{
         decision::{Holding, Source},
-        ids::{EntityId, RoleId},
+        ids::{EntityId, RoleId, UserId},
     };
 
     fn entity(n: u128) -> EntityId {
@@ -189,6 +179,5 @@ mod tests {
             error.to_string(),
             "this user holds permissions you do not hold"
         );
-        assert!(ensure_not_self(admin.user, admin.user, "suspend").is_err());
     }
 }

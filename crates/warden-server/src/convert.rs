@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use warden_core::{
     Error,
     catalogue::Catalogue,
-    model::{self, Scope, SecondFactorMethod, UserStatus},
+    ids::{EntityId, RoleId, UserId},
+    model::{self, Scope, SecondFactorMethod, StatusFilter, UserChange, UserFilter, UserStatus},
+    validate,
 };
 use warden_proto::v1;
 
@@ -110,39 +112,17 @@ pub fn user_status(status: UserStatus) -> v1::UserStatus {
     }
 }
 
-/// The user as a caller sees it at `now` (an invitation past its expiry shows EXPIRED).
-pub fn user(user: &model::User, now: DateTime<Utc>) -> v1::User {
+/// The user with the status a caller sees (`warden_core::users::status_seen` derives it).
+pub fn user(user: &model::User, status: UserStatus) -> v1::User {
     v1::User {
         id: user.id.to_string(),
         organization_id: user.organization_id.to_string(),
         email: user.email.clone(),
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
-        status: user_status(user.status_at(now)) as i32,
-        grants: user
-            .grants
-            .iter()
-            .map(|grant| {
-                let (entity_ids, all_entities) = scope(&grant.scope);
-                v1::Grant {
-                    role_id: grant.role.to_string(),
-                    entity_ids,
-                    all_entities,
-                }
-            })
-            .collect(),
-        direct_permissions: user
-            .direct_grants
-            .iter()
-            .map(|grant| {
-                let (entity_ids, all_entities) = scope(&grant.scope);
-                v1::DirectPermission {
-                    permission: grant.permission.to_string(),
-                    entity_ids,
-                    all_entities,
-                }
-            })
-            .collect(),
+        status: user_status(status) as i32,
+        grants: user.grants.iter().map(grant).collect(),
+        direct_permissions: user.direct_grants.iter().map(direct_permission).collect(),
         owner: user.owner,
         create_time: Some(timestamp(user.created_at)),
         last_login_time: user.last_login_at.map(timestamp),
@@ -281,6 +261,134 @@ pub fn parse_consistency_token(token: &str) -> Result<i64, Error> {
     text.strip_prefix("c1:")
         .and_then(|micros| micros.parse().ok())
         .ok_or_else(malformed)
+}
+
+// --- users
+
+/// The status tab of ListUsers: unset shows everyone not archived; PENDING includes EXPIRED.
+pub fn status_filter(status: v1::UserStatus) -> StatusFilter {
+    match status {
+        v1::UserStatus::Unspecified => StatusFilter::NotArchived,
+        v1::UserStatus::Pending => StatusFilter::PendingOrExpired,
+        v1::UserStatus::Expired => StatusFilter::Is(UserStatus::Expired),
+        v1::UserStatus::Active => StatusFilter::Is(UserStatus::Active),
+        v1::UserStatus::Suspended => StatusFilter::Is(UserStatus::Suspended),
+        v1::UserStatus::Archived => StatusFilter::Is(UserStatus::Archived),
+        v1::UserStatus::Locked => StatusFilter::Is(UserStatus::Locked),
+    }
+}
+
+/// ListUsers' filters and this page's cursor, each field checked and named when refused.
+pub fn user_filter(
+    input: &v1::ListUsersRequest,
+    page: &Page,
+    now: DateTime<Utc>,
+) -> Result<UserFilter, Error> {
+    let before_id = page.after_as(|key| UserId::parse("page_token", key))?;
+    let role = match input.role_id.as_str() {
+        "" => None,
+        id if id.len() > 100 => {
+            return Err(Error::invalid("role_id", "must be at most 100 characters"));
+        }
+        id => Some(RoleId::new(id)),
+    };
+    let query = input.query.trim().to_lowercase();
+    if query.chars().count() > 200 {
+        return Err(Error::invalid("query", "must be at most 200 characters"));
+    }
+    Ok(UserFilter {
+        status: status_filter(input.status()),
+        role,
+        entity: optional_entity("entity_id", &input.entity_id)?,
+        query: Some(query).filter(|query| !query.is_empty()),
+        before_id,
+        limit: page.fetch(),
+        now,
+    })
+}
+
+/// An optional entity id: empty means none.
+pub fn optional_entity(field: &'static str, id: &str) -> Result<Option<EntityId>, Error> {
+    match id {
+        "" => Ok(None),
+        id => EntityId::parse(field, id).map(Some),
+    }
+}
+
+/// The new names of UpdateUser, for the fields its mask names.
+pub fn renamed(
+    input: &v1::UpdateUserRequest,
+    [first, last]: [bool; 2],
+) -> Result<UserChange, Error> {
+    let name = |chosen: bool, field: &'static str, value: &str| {
+        chosen
+            .then(|| validate::name(field, value, 100))
+            .transpose()
+    };
+    Ok(UserChange {
+        first_name: name(first, "first_name", &input.first_name)?,
+        last_name: name(last, "last_name", &input.last_name)?,
+        ..UserChange::default()
+    })
+}
+
+/// Users with the statuses their caller sees, in the same order.
+pub fn users_seen(users: &[model::User], statuses: &[UserStatus]) -> Vec<v1::User> {
+    users
+        .iter()
+        .zip(statuses)
+        .map(|(shown, status)| user(shown, *status))
+        .collect()
+}
+
+/// The owner as the audit log records a change of ownership.
+pub fn owner_json(owner: UserId) -> String {
+    serde_json::json!({ "owner_user_id": owner.to_string() }).to_string()
+}
+
+// --- organizations
+
+/// The second-factor methods of UpdateOrganizationSettings, deduplicated in the caller's order.
+pub fn second_factor_methods(values: &[i32]) -> Result<Vec<SecondFactorMethod>, Error> {
+    let mut methods = Vec::new();
+    for (index, value) in values.iter().enumerate() {
+        let method = match v1::SecondFactorMethod::try_from(*value) {
+            Ok(v1::SecondFactorMethod::Totp) => SecondFactorMethod::Totp,
+            Ok(v1::SecondFactorMethod::Email) => SecondFactorMethod::Email,
+            Ok(v1::SecondFactorMethod::Sms) => SecondFactorMethod::Sms,
+            Ok(v1::SecondFactorMethod::Unspecified) | Err(_) => {
+                return Err(Error::invalid(
+                    format!("allowed_second_factors[{index}]"),
+                    "unknown method",
+                ));
+            }
+        };
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    Ok(methods)
+}
+
+/// Settings as the audit log keeps them.
+pub fn settings_json(settings: &model::OrganizationSettings) -> String {
+    serde_json::json!({
+        "invitation_ttl_seconds": settings.invitation_ttl_seconds,
+        "allowed_second_factors": settings.allowed_second_factors.iter().map(|method| method.as_str()).collect::<Vec<_>>(),
+        "require_second_factor": settings.require_second_factor,
+    })
+    .to_string()
+}
+
+/// A new organisation as the audit log records it.
+pub fn organization_json(organization: &model::Organization, owner: UserId) -> String {
+    serde_json::json!({ "name": organization.name, "owner_user_id": owner.to_string() }).to_string()
+}
+
+/// A new entity as the audit log records it.
+pub fn entity_json(entity: &model::Entity) -> String {
+    serde_json::json!({ "name": entity.name, "parent_entity_id": entity.parent.map(|id| id.to_string()) })
+        .to_string()
 }
 
 #[cfg(test)]

@@ -1,143 +1,33 @@
 //! UserService: invitations and the user lifecycle (SPEC §2), each change audited in its transaction.
-use chrono::Utc;
-use tonic::{Request, Response, Status};
+//! The rules are in `warden_core::users` and `warden_core::ownership`; bodies read
+//! convert → decide → store → convert.
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 use warden_core::{
     Error,
+    audit::Action,
     decision::Target,
-    ids::{EntityId, InvitationId, NotificationId, OrganizationId, RoleId, UserId},
+    ids::{InvitationId, NotificationId, OrganizationId, UserId},
     model::{
-        Actor, Invitation, InvitationState, NewUser, Notification, NotificationKind, Organization,
-        Scope, StatusFilter, User, UserChange, UserFilter, UserStatus,
+        Actor, AuditEvent, Invitation, NewUser, Notification, NotificationKind, Organization, User,
+        UserChange, UserStatus,
     },
-    page,
-    rules::{Wanted, ensure_holds, ensure_not_self},
+    ownership,
+    users::{self, FactorStanding, Lifecycle},
     validate::{self, Email},
 };
 use warden_proto::v1::{self, user_service_server::UserService};
 
 use crate::{
-    call::Acting,
-    context::RequestContext,
-    convert,
+    call::{Acting, acting_on, anonymous, call, ensure_caller_holds},
+    convert::{self, Page},
     guard::{AttemptKeys, Check},
     secrets::{random_token, sha256_hex},
-    state::{AppState, Caller, Shared, UserCaller},
+    state::{AppState, Shared, UserCaller},
     status::to_status,
 };
 
 pub struct Users(pub Shared);
-
-impl AppState {
-    async fn organization(&self, id: OrganizationId) -> Result<Organization, Error> {
-        self.store
-            .find_organization(id)
-            .await?
-            .ok_or(Error::NotFound("organization"))
-    }
-
-    /// While SSO is on, the identity provider owns the user list (SPEC §4).
-    fn ensure_not_sso(organization: &Organization) -> Result<(), Error> {
-        if organization.settings.sso_enabled {
-            return Err(Error::FailedPrecondition(
-                "users are managed by your identity provider".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    async fn acting(
-        &self,
-        caller: UserCaller,
-        organization: OrganizationId,
-        target: UserId,
-    ) -> Result<Acting, Error> {
-        crate::call::acting_on(self, caller, organization, target).await
-    }
-
-    /// Users as a list shows them: an active user is LOCKED while the organisation requires a second
-    /// factor they have not set up (SPEC §2).
-    async fn present(
-        &self,
-        organization: OrganizationId,
-        users: &[User],
-    ) -> Result<Vec<v1::User>, Error> {
-        let requires = self
-            .organization(organization)
-            .await?
-            .settings
-            .require_second_factor;
-        let ids: Vec<UserId> = users.iter().map(|user| user.id).collect();
-        let covered = if requires {
-            self.store
-                .users_with_confirmed_factor(organization, &ids)
-                .await?
-        } else {
-            vec![]
-        };
-        Ok(users
-            .iter()
-            .map(|user| {
-                let mut shown = convert::user(user, self.clock.now());
-                if requires
-                    && shown.status() == v1::UserStatus::Active
-                    && !covered.contains(&user.id)
-                {
-                    shown.set_status(v1::UserStatus::Locked);
-                }
-                shown
-            })
-            .collect())
-    }
-
-    fn new_invitation(
-        &self,
-        organization: &Organization,
-        user: UserId,
-        email: &str,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<(Invitation, Notification), Error> {
-        let token = random_token(32)?; // 256 bits, stored only as its hash.
-        let invitation = Invitation {
-            id: InvitationId::generate(),
-            organization_id: organization.id,
-            user_id: user,
-            token_hash: sha256_hex(&token),
-            created_at: now,
-            expires_at: now
-                + chrono::Duration::seconds(organization.settings.invitation_ttl_seconds),
-        };
-        let notification = Notification {
-            id: NotificationId::generate(),
-            organization_id: organization.id,
-            kind: NotificationKind::Invitation,
-            recipient: email.to_owned(),
-            token: Some(token),
-            code: None,
-            created_at: now,
-        };
-        Ok((invitation, notification))
-    }
-}
-
-fn organization_id(text: &str) -> Result<OrganizationId, Status> {
-    OrganizationId::parse("organization_id", text).map_err(to_status)
-}
-
-fn user_id(text: &str) -> Result<UserId, Status> {
-    UserId::parse("user_id", text).map_err(to_status)
-}
-
-fn status_filter(status: v1::UserStatus) -> StatusFilter {
-    match status {
-        v1::UserStatus::Unspecified => StatusFilter::NotArchived,
-        v1::UserStatus::Pending => StatusFilter::PendingOrExpired,
-        v1::UserStatus::Expired => StatusFilter::Is(UserStatus::Expired),
-        v1::UserStatus::Active => StatusFilter::Is(UserStatus::Active),
-        v1::UserStatus::Suspended => StatusFilter::Is(UserStatus::Suspended),
-        v1::UserStatus::Archived => StatusFilter::Is(UserStatus::Archived),
-        v1::UserStatus::Locked => StatusFilter::Is(UserStatus::Locked),
-    }
-}
 
 #[tonic::async_trait]
 impl UserService for Users {
@@ -145,43 +35,243 @@ impl UserService for Users {
         &self,
         request: Request<v1::InviteUserRequest>,
     ) -> Result<Response<v1::InviteUserResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization_id = organization_id(&input.organization_id)?;
-        let me = state.member(&caller, organization_id)?;
-        let organization = state
-            .organization(organization_id)
+        self.invite(request)
             .await
-            .map_err(to_status)?;
-        AppState::ensure_not_sso(&organization).map_err(to_status)?;
-        let email = Email::parse("email", &input.email).map_err(to_status)?;
-        let first_name = validate::name("first_name", &input.first_name, 100).map_err(to_status)?;
-        let last_name = validate::name("last_name", &input.last_name, 100).map_err(to_status)?;
-        let tree = state
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn resend_invitation(
+        &self,
+        request: Request<v1::ResendInvitationRequest>,
+    ) -> Result<Response<v1::ResendInvitationResponse>, Status> {
+        self.resend(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn accept_invitation(
+        &self,
+        request: Request<v1::AcceptInvitationRequest>,
+    ) -> Result<Response<v1::AcceptInvitationResponse>, Status> {
+        self.accept(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<v1::GetUserRequest>,
+    ) -> Result<Response<v1::GetUserResponse>, Status> {
+        self.get(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<v1::ListUsersRequest>,
+    ) -> Result<Response<v1::ListUsersResponse>, Status> {
+        self.list(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<v1::UpdateUserRequest>,
+    ) -> Result<Response<v1::UpdateUserResponse>, Status> {
+        self.update(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn suspend_user(
+        &self,
+        request: Request<v1::SuspendUserRequest>,
+    ) -> Result<Response<v1::SuspendUserResponse>, Status> {
+        self.step(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn restore_user(
+        &self,
+        request: Request<v1::RestoreUserRequest>,
+    ) -> Result<Response<v1::RestoreUserResponse>, Status> {
+        self.step(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<v1::DeleteUserRequest>,
+    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
+        self.step(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn transfer_ownership(
+        &self,
+        request: Request<v1::TransferOwnershipRequest>,
+    ) -> Result<Response<v1::TransferOwnershipResponse>, Status> {
+        self.transfer(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+}
+
+/// The organisation and user ids that most requests carry.
+fn ids(organization: &str, user: &str) -> Result<(OrganizationId, UserId), Error> {
+    Ok((
+        OrganizationId::parse("organization_id", organization)?,
+        UserId::parse("user_id", user)?,
+    ))
+}
+
+/// A user as a write's reply shows them: the lifecycle status at `now`, without a factor lookup.
+pub(super) fn written(user: &User, now: DateTime<Utc>) -> Option<v1::User> {
+    let status = users::status_seen(user, now, FactorStanding::NotRequired);
+    Some(convert::user(user, status))
+}
+
+/// A new invitation and the notification that carries its token; only the token's hash is stored.
+fn new_invitation(
+    organization: &Organization,
+    user: UserId,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(Invitation, Notification), Error> {
+    let token = random_token(32)?; // 256 bits.
+    let ttl = chrono::Duration::seconds(organization.settings.invitation_ttl_seconds);
+    let invitation = Invitation {
+        id: InvitationId::generate(),
+        organization_id: organization.id,
+        user_id: user,
+        token_hash: sha256_hex(&token),
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    let notification = Notification {
+        id: NotificationId::generate(),
+        organization_id: organization.id,
+        kind: NotificationKind::Invitation,
+        recipient: email.to_owned(),
+        token: Some(token),
+        code: None,
+        created_at: now,
+    };
+    Ok((invitation, notification))
+}
+
+/// Makes `new_owner` the owner of the audit row's organisation once they may become it; the store
+/// applies it conditionally, so a concurrent change still leaves exactly one owner.
+pub(super) async fn hand_over(
+    state: &AppState,
+    new_owner: UserId,
+    audit: AuditEvent,
+) -> Result<User, Error> {
+    let organization = audit.organization_id;
+    let candidate = state
+        .store
+        .find_user(organization, new_owner)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    ownership::ensure_may_become_owner(&candidate)?;
+    let audit = audit.after(convert::owner_json(new_owner));
+    let owner = state
+        .store
+        .transfer_ownership(organization, new_owner, &audit)
+        .await?;
+    tracing::info!(organization_id = %organization, owner_id = %owner.id, action = audit.action, "ownership changed");
+    Ok(owner)
+}
+
+/// The connection a request came over, kept aside because `call` consumes the request and the
+/// password throttle keys on the caller's address.
+fn connection<T>(request: &Request<T>) -> Request<()> {
+    Request::from_parts(MetadataMap::new(), request.extensions().clone(), ())
+}
+
+impl Users {
+    async fn organization(&self, id: OrganizationId) -> Result<Organization, Error> {
+        self.0
             .store
-            .load_entity_tree(organization_id)
-            .await
-            .map_err(to_status)?;
-        let parsed = state
+            .find_organization(id)
+            .await?
+            .ok_or(Error::NotFound("organization"))
+    }
+
+    /// The organisation, once its users are managed here rather than at an identity provider.
+    async fn managed_here(&self, id: OrganizationId) -> Result<Organization, Error> {
+        let organization = self.organization(id).await?;
+        users::ensure_managed_here(&organization.settings)?;
+        Ok(organization)
+    }
+
+    /// The status each user shows at `now`: the second-factor rule is looked up once for all.
+    async fn statuses_seen(
+        &self,
+        organization: OrganizationId,
+        shown: &[User],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserStatus>, Error> {
+        let required = self
+            .organization(organization)
+            .await?
+            .settings
+            .require_second_factor;
+        let covered = if required {
+            let ids: Vec<UserId> = shown.iter().map(|user| user.id).collect();
+            self.0
+                .store
+                .users_with_confirmed_factor(organization, &ids)
+                .await?
+        } else {
+            vec![]
+        };
+        Ok(shown
+            .iter()
+            .map(|user| {
+                let standing = FactorStanding::of(required, covered.contains(&user.id));
+                users::status_seen(user, now, standing)
+            })
+            .collect())
+    }
+
+    async fn invite(
+        &self,
+        request: Request<v1::InviteUserRequest>,
+    ) -> Result<v1::InviteUserResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization_id = OrganizationId::parse("organization_id", &input.organization_id)?;
+        let me = call.member(organization_id)?;
+        let organization = self.managed_here(organization_id).await?;
+        let email = Email::parse("email", &input.email)?;
+        let first_name = validate::name("first_name", &input.first_name, 100)?;
+        let last_name = validate::name("last_name", &input.last_name, 100)?;
+        let tree = self.0.store.load_entity_tree(organization_id).await?;
+        let parsed = self
+            .0
             .parse_grants(
                 organization_id,
                 &input.grants,
                 &input.direct_permissions,
                 &tree,
             )
-            .await
-            .map_err(to_status)?;
-        let subject = state
-            .store
-            .load_subject(organization_id, me.user)
-            .await
-            .map_err(to_status)?;
-        let subject = subject.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        ensure_holds(&subject, &parsed.wanted, &tree).map_err(to_status)?;
-
-        let now = self.0.clock.now();
+            .await?;
+        ensure_caller_holds(&self.0, me, organization_id, &parsed.wanted, &tree).await?;
         let user = NewUser {
             id: UserId::generate(),
             organization_id,
@@ -190,596 +280,323 @@ impl UserService for Users {
             last_name,
             grants: parsed.grants,
             direct_grants: parsed.direct,
-            created_at: now,
+            created_at: call.now,
         };
-        let (invitation, notification) = state
-            .new_invitation(&organization, user.id, user.email.as_str(), now)
-            .map_err(to_status)?;
-        let after = convert::user_json(&User {
-            id: user.id,
-            organization_id,
-            email: user.email.as_str().to_owned(),
-            first_name: user.first_name.clone(),
-            last_name: user.last_name.clone(),
-            status: UserStatus::Pending,
-            owner: false,
-            grants: user.grants.clone(),
-            direct_grants: user.direct_grants.clone(),
-            created_at: now,
-            last_login_at: None,
-            invitation_expires_at: Some(invitation.expires_at),
-        });
-        let audit = context.audit(
-            organization_id,
-            caller.actor(),
-            "user.invited",
-            "user",
-            user.id.to_string(),
-            None,
-            Some(after),
-            now,
-        );
-        let user = state
+        let (invitation, notification) =
+            new_invitation(&organization, user.id, user.email.as_str(), call.now)?;
+        let after = convert::user_json(&users::invited(&user, &invitation));
+        let audit = call
+            .audit(organization_id, Action::UserInvited, user.id)
+            .after(after);
+        let user = self
+            .0
             .store
             .invite_user(&user, &invitation, &notification, &audit)
-            .await
-            .map_err(to_status)?;
+            .await?;
         tracing::info!(organization_id = %organization_id, user_id = %user.id, "user invited");
-        Ok(Response::new(v1::InviteUserResponse {
-            user: Some(convert::user(&user, self.0.clock.now())),
-            consistency_token: convert::consistency_token(now),
-        }))
+        Ok(v1::InviteUserResponse {
+            user: written(&user, call.now),
+            consistency_token: convert::consistency_token(call.now),
+        })
     }
 
-    async fn resend_invitation(
+    async fn resend(
         &self,
         request: Request<v1::ResendInvitationRequest>,
-    ) -> Result<Response<v1::ResendInvitationResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization_id = organization_id(&input.organization_id)?;
-        let target = user_id(&input.user_id)?;
-        let Acting { target, .. } = state
-            .acting(
-                state.member(&caller, organization_id)?,
-                organization_id,
-                target,
-            )
-            .await
-            .map_err(to_status)?;
-        let organization = state
-            .organization(organization_id)
-            .await
-            .map_err(to_status)?;
-        let now = self.0.clock.now();
-        let (invitation, notification) = state
-            .new_invitation(&organization, target.id, &target.email, now)
-            .map_err(to_status)?;
-        let audit = context.audit(
-            organization_id,
-            caller.actor(),
-            "user.invitation_resent",
-            "user",
-            target.id.to_string(),
-            None,
-            None,
-            now,
-        );
-        let user = state
+    ) -> Result<v1::ResendInvitationResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization_id, target) = ids(&input.organization_id, &input.user_id)?;
+        let me = call.member(organization_id)?;
+        let Acting { target, .. } = acting_on(&self.0, me, organization_id, target).await?;
+        Lifecycle::Resend.apply_to(&target)?;
+        let organization = self.organization(organization_id).await?;
+        let (invitation, notification) =
+            new_invitation(&organization, target.id, &target.email, call.now)?;
+        let audit = call.audit(organization_id, Action::InvitationResent, target.id);
+        let user = self
+            .0
             .store
             .resend_invitation(organization_id, &invitation, &notification, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::ResendInvitationResponse {
-            user: Some(convert::user(&user, self.0.clock.now())),
-            consistency_token: convert::consistency_token(now),
-        }))
+            .await?;
+        Ok(v1::ResendInvitationResponse {
+            user: written(&user, call.now),
+            consistency_token: convert::consistency_token(call.now),
+        })
     }
 
-    async fn accept_invitation(
+    async fn accept(
         &self,
         request: Request<v1::AcceptInvitationRequest>,
-    ) -> Result<Response<v1::AcceptInvitationResponse>, Status> {
-        let state = &self.0;
-        state.rate_limit(&request).map_err(to_status)?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
+    ) -> Result<v1::AcceptInvitationResponse, Error> {
+        let (call, input) = anonymous(&self.0, request)?;
         if input.token.is_empty() || input.token.len() > 200 {
-            return Err(to_status(Error::invalid(
+            return Err(Error::invalid(
                 "token",
                 "is required and at most 200 characters",
-            )));
+            ));
         }
-        state
-            .policy
-            .check("password", &input.password)
-            .map_err(to_status)?;
-        let found = state
+        self.0.policy.check("password", &input.password)?;
+        let (invitation, state, user) = self
+            .0
             .store
             .find_invitation(&sha256_hex(&input.token))
-            .await
-            .map_err(to_status)?;
-        let (invitation, invitation_state, user) =
-            found.ok_or_else(|| to_status(Error::NotFound("invitation")))?;
-        let now = self.0.clock.now();
-        let refusal = match invitation_state {
-            InvitationState::Accepted => Some("invitation: already accepted"),
-            InvitationState::Superseded => Some("invitation: superseded by a newer invitation"),
-            InvitationState::Live if invitation.expires_at <= now => Some("invitation: expired"),
-            InvitationState::Live if user.status != UserStatus::Pending => {
-                Some("invitation: no longer valid")
-            }
-            InvitationState::Live => None,
-        };
-        if let Some(reason) = refusal {
-            return Err(to_status(Error::FailedPrecondition(reason.into())));
-        }
-        let hash = state
-            .passwords
-            .hash(input.password)
-            .await
-            .map_err(to_status)?;
-        let audit = context.audit(
+            .await?
+            .ok_or(Error::NotFound("invitation"))?;
+        users::ensure_acceptable(state, &invitation, &user, call.now)?;
+        let hash = self.0.passwords.hash(input.password).await?;
+        // The invitee acts: the token proved who they are.
+        let audit = AuditEvent::new(
             user.organization_id,
             Actor::User(user.id),
-            "user.invitation_accepted",
-            "user",
-            user.id.to_string(),
-            None,
-            None,
-            now,
+            Action::InvitationAccepted,
+            user.id,
+            &call.origin,
+            call.now,
         );
-        let user = state
+        let user = self
+            .0
             .store
             .accept_invitation(invitation.id, &hash, &audit)
-            .await
-            .map_err(to_status)?;
+            .await?;
         tracing::info!(user_id = %user.id, "invitation accepted");
-        Ok(Response::new(v1::AcceptInvitationResponse {
-            user: Some(convert::user(&user, self.0.clock.now())),
-            consistency_token: convert::consistency_token(now),
-        }))
+        Ok(v1::AcceptInvitationResponse {
+            user: written(&user, call.now),
+            consistency_token: convert::consistency_token(call.now),
+        })
     }
 
-    async fn get_user(
+    async fn get(
         &self,
         request: Request<v1::GetUserRequest>,
-    ) -> Result<Response<v1::GetUserResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let input = request.into_inner();
-        let organization = organization_id(&input.organization_id)?;
-        let user = user_id(&input.user_id)?;
-        let me = state.member(&caller, organization)?;
-        let user = state
+    ) -> Result<v1::GetUserResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization, user) = ids(&input.organization_id, &input.user_id)?;
+        let me = call.member(organization)?;
+        let user = self
+            .0
             .store
             .find_user(organization, user)
-            .await
-            .map_err(to_status)?;
-        let user = user.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        // users.read wherever the user's access reaches: an admin of one legal entity reads its people.
-        let them = state
-            .store
-            .load_subject(organization, user.id)
-            .await
-            .map_err(to_status)?;
-        let wanted: Vec<Wanted> = them
-            .map(|subject| {
-                subject
-                    .holdings
-                    .into_iter()
-                    .map(|holding| Wanted::new("users.read", holding.scope))
-                    .collect()
-            })
-            .filter(|wanted: &Vec<Wanted>| !wanted.is_empty())
-            .unwrap_or_else(|| vec![Wanted::new("users.read", Scope::All)]);
-        let mine = state
-            .store
-            .load_subject(organization, me.user)
-            .await
-            .map_err(to_status)?;
-        let tree = state
-            .store
-            .load_entity_tree(organization)
-            .await
-            .map_err(to_status)?;
-        ensure_holds(
-            &mine.ok_or_else(|| to_status(Error::NotFound("user")))?,
-            &wanted,
-            &tree,
-        )
-        .map_err(|_| to_status(Error::PermissionDenied("requires users.read".into())))?;
-        let user = state
-            .present(organization, std::slice::from_ref(&user))
-            .await
-            .map_err(to_status)?
-            .pop();
-        Ok(Response::new(v1::GetUserResponse { user }))
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        self.ensure_may_read(me, organization, &user).await?;
+        let statuses = self
+            .statuses_seen(organization, std::slice::from_ref(&user), call.now)
+            .await?;
+        Ok(v1::GetUserResponse {
+            user: convert::users_seen(std::slice::from_ref(&user), &statuses).pop(),
+        })
     }
 
-    async fn list_users(
+    /// users.read wherever the user's access reaches: an admin of one legal entity reads its people.
+    async fn ensure_may_read(
+        &self,
+        me: UserCaller,
+        organization: OrganizationId,
+        user: &User,
+    ) -> Result<(), Error> {
+        let them = self.0.store.load_subject(organization, user.id).await?;
+        let needs = users::reading_needs(them.as_ref());
+        let tree = self.0.store.load_entity_tree(organization).await?;
+        ensure_caller_holds(&self.0, me, organization, &needs, &tree)
+            .await
+            .map_err(|error| match error {
+                Error::Escalation(_) => Error::PermissionDenied("requires users.read".into()),
+                other => other,
+            })
+    }
+
+    async fn list(
         &self,
         request: Request<v1::ListUsersRequest>,
-    ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let input = request.into_inner();
-        let organization = organization_id(&input.organization_id)?;
+    ) -> Result<v1::ListUsersResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
         // Organisation-wide users.read lists everyone; users.read on an entity lists that entity's users.
-        let scope = match input.entity_id.as_str() {
-            "" => Target::Organization,
-            id => Target::Entity(EntityId::parse("entity_id", id).map_err(to_status)?),
-        };
-        state
-            .require(&caller, organization, "users.read", scope)
-            .await?;
-        let limit = page::page_size(input.page_size).map_err(to_status)?;
-        let before_id = convert::parse_page_token(&input.page_token)
-            .map_err(to_status)?
-            .map(|key| {
-                UserId::parse("page_token", &key)
-                    .map_err(|_| to_status(Error::invalid("page_token", "malformed")))
-            })
-            .transpose()?;
-        let role = match input.role_id.as_str() {
-            "" => None,
-            id if id.len() > 100 => {
-                return Err(to_status(Error::invalid(
-                    "role_id",
-                    "must be at most 100 characters",
-                )));
-            }
-            id => Some(RoleId::new(id)),
-        };
-        let entity = match input.entity_id.as_str() {
-            "" => None,
-            id => Some(EntityId::parse("entity_id", id).map_err(to_status)?),
-        };
-        let query = input.query.trim().to_lowercase();
-        if query.chars().count() > 200 {
-            return Err(to_status(Error::invalid(
-                "query",
-                "must be at most 200 characters",
-            )));
-        }
-        let filter = UserFilter {
-            status: status_filter(input.status()),
-            role,
-            entity,
-            query: Some(query).filter(|query| !query.is_empty()),
-            before_id,
-            limit: limit + 1,
-            now: self.0.clock.now(),
-        };
-        let users = state
-            .store
-            .list_users(organization, &filter)
-            .await
-            .map_err(to_status)?;
-        let (users, next_page_token) = convert::paginate(users, limit, |user| user.id.to_string());
-        let users = state
-            .present(organization, &users)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::ListUsersResponse {
-            users,
+        let scope = convert::optional_entity("entity_id", &input.entity_id)?
+            .map_or(Target::Organization, Target::Entity);
+        call.require(organization, "users.read", scope).await?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let filter = convert::user_filter(&input, &page, call.now)?;
+        let found = self.0.store.list_users(organization, &filter).await?;
+        let (found, next_page_token) = page.cut(found, |user| user.id.to_string());
+        let statuses = self.statuses_seen(organization, &found, call.now).await?;
+        Ok(v1::ListUsersResponse {
+            users: convert::users_seen(&found, &statuses),
             next_page_token,
-        }))
+        })
     }
 
-    async fn update_user(
+    async fn update(
         &self,
         request: Request<v1::UpdateUserRequest>,
-    ) -> Result<Response<v1::UpdateUserResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization_id = organization_id(&input.organization_id)?;
-        let target = user_id(&input.user_id)?;
+    ) -> Result<v1::UpdateUserResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization, target) = ids(&input.organization_id, &input.user_id)?;
         let [first, last, grants, direct] = convert::update_mask(
             input.update_mask.as_ref(),
             ["first_name", "last_name", "grants", "direct_permissions"],
-        )
-        .map_err(to_status)?;
-        state.member(&caller, organization_id)?; // Before anything that could tell another tenant apart.
-        let organization = state
-            .organization(organization_id)
-            .await
-            .map_err(to_status)?;
-        AppState::ensure_not_sso(&organization).map_err(to_status)?;
-        let Acting {
-            caller: me,
-            target,
-            tree,
-            ..
-        } = state
-            .acting(
-                state.member(&caller, organization_id)?,
-                organization_id,
-                target,
-            )
-            .await
-            .map_err(to_status)?;
-        let mut change = UserChange::default();
-        if first {
-            change.first_name =
-                Some(validate::name("first_name", &input.first_name, 100).map_err(to_status)?);
-        }
-        if last {
-            change.last_name =
-                Some(validate::name("last_name", &input.last_name, 100).map_err(to_status)?);
-        }
+        )?;
+        let me = call.member(organization)?; // Before anything that could tell another tenant apart.
+        self.managed_here(organization).await?;
+        let acting = acting_on(&self.0, me, organization, target).await?;
+        let mut change = convert::renamed(&input, [first, last])?;
         if grants || direct {
-            if target.owner {
-                return Err(to_status(Error::FailedPrecondition(
-                    "the owner's access changes only with ownership".into(),
-                )));
-            }
-            // Unmasked parts keep their current value, so the check covers the user's whole new access.
-            let keep_grants = target.grants.iter().map(convert::grant).collect::<Vec<_>>();
-            let keep_direct = target
-                .direct_grants
-                .iter()
-                .map(convert::direct_permission)
-                .collect::<Vec<_>>();
-            let parsed = state
-                .parse_grants(
-                    organization_id,
-                    if grants { &input.grants } else { &keep_grants },
-                    if direct {
-                        &input.direct_permissions
-                    } else {
-                        &keep_direct
-                    },
-                    &tree,
-                )
-                .await
-                .map_err(to_status)?;
-            let subject = state
-                .store
-                .load_subject(organization_id, me.user)
-                .await
-                .map_err(to_status)?;
-            let subject = subject.ok_or_else(|| to_status(Error::NotFound("user")))?;
-            ensure_holds(&subject, &parsed.wanted, &tree).map_err(to_status)?;
-            change.grants = grants.then_some(parsed.grants);
-            change.direct_grants = direct.then_some(parsed.direct);
+            let (grants, direct) = (
+                grants.then_some(input.grants.as_slice()),
+                direct.then_some(input.direct_permissions.as_slice()),
+            );
+            self.change_access(organization, &acting, grants, direct, &mut change)
+                .await?;
         }
-        let now = self.0.clock.now();
-        let before = convert::user_json(&target);
-        let mut after = target.clone();
-        after.first_name = change.first_name.clone().unwrap_or(after.first_name);
-        after.last_name = change.last_name.clone().unwrap_or(after.last_name);
-        after.grants = change.grants.clone().unwrap_or(after.grants);
-        after.direct_grants = change.direct_grants.clone().unwrap_or(after.direct_grants);
-        let audit = context.audit(
-            organization_id,
-            caller.actor(),
-            "user.updated",
-            "user",
-            target.id.to_string(),
-            Some(before),
-            Some(convert::user_json(&after)),
-            now,
-        );
-        let user = state
+        let target = &acting.target;
+        let audit = call
+            .audit(organization, Action::UserUpdated, target.id)
+            .before(convert::user_json(target))
+            .after(convert::user_json(&users::changed(target, &change)));
+        let user = self
+            .0
             .store
-            .update_user(organization_id, target.id, &change, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::UpdateUserResponse {
-            user: Some(convert::user(&user, self.0.clock.now())),
-            consistency_token: convert::consistency_token(now),
-        }))
+            .update_user(organization, target.id, &change, &audit)
+            .await?;
+        Ok(v1::UpdateUserResponse {
+            user: written(&user, call.now),
+            consistency_token: convert::consistency_token(call.now),
+        })
     }
 
-    async fn suspend_user(
+    /// The new grants and direct permissions (`None` keeps a part as it is), once the caller holds
+    /// the user's whole new access: the kept part is checked too.
+    async fn change_access(
         &self,
-        request: Request<v1::SuspendUserRequest>,
-    ) -> Result<Response<v1::SuspendUserResponse>, Status> {
-        let (user, token) = self.change_status(request, Lifecycle::Suspend).await?;
-        Ok(Response::new(v1::SuspendUserResponse {
-            user: Some(user),
-            consistency_token: token,
-        }))
+        organization: OrganizationId,
+        acting: &Acting,
+        grants: Option<&[v1::Grant]>,
+        direct: Option<&[v1::DirectPermission]>,
+        change: &mut UserChange,
+    ) -> Result<(), Error> {
+        let target = &acting.target;
+        users::ensure_access_editable(target)?;
+        // `parse_grants` reads wire grants until it moves to the core (issue 12).
+        let kept_grants: Vec<v1::Grant> = target.grants.iter().map(convert::grant).collect();
+        let kept_direct: Vec<v1::DirectPermission> = target
+            .direct_grants
+            .iter()
+            .map(convert::direct_permission)
+            .collect();
+        let parsed = self
+            .0
+            .parse_grants(
+                organization,
+                grants.unwrap_or(&kept_grants),
+                direct.unwrap_or(&kept_direct),
+                &acting.tree,
+            )
+            .await?;
+        let caller = acting.caller;
+        ensure_caller_holds(&self.0, caller, organization, &parsed.wanted, &acting.tree).await?;
+        change.grants = grants.map(|_| parsed.grants);
+        change.direct_grants = direct.map(|_| parsed.direct);
+        Ok(())
     }
 
-    async fn restore_user(
-        &self,
-        request: Request<v1::RestoreUserRequest>,
-    ) -> Result<Response<v1::RestoreUserResponse>, Status> {
-        let (user, token) = self.change_status(request, Lifecycle::Restore).await?;
-        Ok(Response::new(v1::RestoreUserResponse {
-            user: Some(user),
-            consistency_token: token,
-        }))
+    /// Suspend, restore and delete: the same checks, one conditional write.
+    async fn step<R: LifecycleRequest>(&self, request: Request<R>) -> Result<R::Reply, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization, target) = ids(input.organization_id(), input.user_id())?;
+        let me = call.member(organization)?;
+        if R::STEP == Lifecycle::Delete {
+            self.managed_here(organization).await?;
+        }
+        R::STEP.ensure_not_self(me.user, target)?;
+        let Acting { target, .. } = acting_on(&self.0, me, organization, target).await?;
+        let to = R::STEP.apply_to(&target)?;
+        let audit = call
+            .audit(organization, R::STEP.action(), target.id)
+            .before(convert::user_json(&target));
+        let user = self
+            .0
+            .store
+            .change_status(organization, target.id, R::STEP.from(), to, &audit)
+            .await?;
+        tracing::info!(organization_id = %organization, user_id = %user.id, status = user.status.as_str(), "user status changed");
+        Ok(R::reply(
+            written(&user, call.now),
+            convert::consistency_token(call.now),
+        ))
     }
 
-    async fn delete_user(
-        &self,
-        request: Request<v1::DeleteUserRequest>,
-    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        let (user, token) = self.change_status(request, Lifecycle::Delete).await?;
-        Ok(Response::new(v1::DeleteUserResponse {
-            user: Some(user),
-            consistency_token: token,
-        }))
-    }
-
-    async fn transfer_ownership(
+    async fn transfer(
         &self,
         request: Request<v1::TransferOwnershipRequest>,
-    ) -> Result<Response<v1::TransferOwnershipResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let keys = match &caller {
-            Caller::User(user) => {
-                let user = state
-                    .store
-                    .find_user(user.organization, user.user)
-                    .await
-                    .map_err(to_status)?;
-                AttemptKeys::new(
-                    Check::Password,
-                    user.map(|user| user.email).as_deref().unwrap_or_default(),
-                    &request,
-                )
-            }
-            Caller::Operator | Caller::ApiKey { .. } | Caller::Anonymous => {
-                AttemptKeys::new(Check::Password, "", &request)
-            }
-        };
-        let input = request.into_inner();
-        let organization = organization_id(&input.organization_id)?;
-        let new_owner =
-            UserId::parse("new_owner_user_id", &input.new_owner_user_id).map_err(to_status)?;
-        let me = state.member(&caller, organization)?;
-        let owner = state
-            .store
-            .find_user(organization, me.user)
-            .await
-            .map_err(to_status)?;
-        let owner = owner.filter(|user| user.owner).ok_or_else(|| {
-            to_status(Error::PermissionDenied(
-                "only the owner can transfer ownership".into(),
-            ))
-        })?;
-        let email = Email::parse("email", &owner.email).map_err(to_status)?;
-        let hash = state
+    ) -> Result<v1::TransferOwnershipResponse, Error> {
+        let connection = connection(&request);
+        let (call, input) = call(&self.0, request).await?;
+        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+        let new_owner = UserId::parse("new_owner_user_id", &input.new_owner_user_id)?;
+        let me = call.member(organization)?;
+        let owner = ownership::ensure_owner(self.0.store.find_user(organization, me.user).await?)?;
+        self.confirm_password(&owner, input.password, &connection)
+            .await?;
+        let audit = call
+            .audit(organization, Action::OwnershipTransferred, organization)
+            .before(convert::owner_json(owner.id));
+        let user = hand_over(&self.0, new_owner, audit).await?;
+        Ok(v1::TransferOwnershipResponse {
+            owner: written(&user, call.now),
+            consistency_token: convert::consistency_token(call.now),
+        })
+    }
+
+    /// The owner's password, throttled like a sign-in (SPEC §4).
+    async fn confirm_password(
+        &self,
+        owner: &User,
+        password: String,
+        connection: &Request<()>,
+    ) -> Result<(), Error> {
+        let keys = AttemptKeys::new(Check::Password, &owner.email, connection);
+        let email = Email::parse("email", &owner.email)?;
+        let hash = self
+            .0
             .store
             .find_credentials(&email)
-            .await
-            .map_err(to_status)?
+            .await?
             .and_then(|(_, hash)| hash);
-        state
-            .check_password(&keys, input.password, hash, "password: incorrect")
+        self.0
+            .check_password(&keys, password, hash, "password: incorrect")
             .await
-            .map_err(to_status)?;
-        let now = self.0.clock.now();
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "organization.ownership_transferred",
-            "organization",
-            organization.to_string(),
-            Some(serde_json::json!({ "owner_user_id": owner.id.to_string() }).to_string()),
-            Some(serde_json::json!({ "owner_user_id": new_owner.to_string() }).to_string()),
-            now,
-        );
-        let user = state
-            .store
-            .transfer_ownership(organization, new_owner, &audit)
-            .await
-            .map_err(to_status)?;
-        tracing::info!(organization_id = %organization, owner_id = %user.id, "ownership transferred");
-        Ok(Response::new(v1::TransferOwnershipResponse {
-            owner: Some(convert::user(&user, self.0.clock.now())),
-            consistency_token: convert::consistency_token(now),
-        }))
     }
 }
 
-#[derive(Clone, Copy)]
-enum Lifecycle {
-    Suspend,
-    Restore,
-    Delete,
+/// The three status RPCs: the same two ids, one lifecycle step each, replies of the same shape.
+trait LifecycleRequest: Send + 'static {
+    const STEP: Lifecycle;
+    type Reply;
+    fn organization_id(&self) -> &str;
+    fn user_id(&self) -> &str;
+    fn reply(user: Option<v1::User>, consistency_token: String) -> Self::Reply;
 }
 
-/// The three status RPCs take the same two ids.
-trait TargetsUser {
-    fn ids(&self) -> (&str, &str);
-}
-
-macro_rules! targets_user {
-    ($($message:ty),*) => {
-        $(impl TargetsUser for $message {
-            fn ids(&self) -> (&str, &str) {
-                (&self.organization_id, &self.user_id)
+macro_rules! lifecycle_requests {
+    ($($request:ty => $reply:ident, $step:expr;)*) => {
+        $(impl LifecycleRequest for $request {
+            const STEP: Lifecycle = $step;
+            type Reply = v1::$reply;
+            fn organization_id(&self) -> &str {
+                &self.organization_id
+            }
+            fn user_id(&self) -> &str {
+                &self.user_id
+            }
+            fn reply(user: Option<v1::User>, consistency_token: String) -> Self::Reply {
+                v1::$reply { user, consistency_token }
             }
         })*
     };
 }
-targets_user!(
-    v1::SuspendUserRequest,
-    v1::RestoreUserRequest,
-    v1::DeleteUserRequest
-);
 
-impl Users {
-    async fn change_status<T: TargetsUser>(
-        &self,
-        request: Request<T>,
-        lifecycle: Lifecycle,
-    ) -> Result<(v1::User, String), Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let (organization_text, target_text) = request.get_ref().ids();
-        let (organization_id, target) =
-            (organization_id(organization_text)?, user_id(target_text)?);
-        let (from, to, action, verb): (&[UserStatus], _, _, _) = match lifecycle {
-            Lifecycle::Suspend => (
-                &[UserStatus::Active],
-                UserStatus::Suspended,
-                "user.suspended",
-                "suspend",
-            ),
-            Lifecycle::Restore => (
-                &[UserStatus::Suspended],
-                UserStatus::Active,
-                "user.restored",
-                "restore",
-            ),
-            Lifecycle::Delete => (
-                &[
-                    UserStatus::Pending,
-                    UserStatus::Active,
-                    UserStatus::Suspended,
-                ],
-                UserStatus::Archived,
-                "user.deleted",
-                "delete",
-            ),
-        };
-        let me = state.member(&caller, organization_id)?;
-        if let Lifecycle::Delete = lifecycle {
-            let organization = state
-                .organization(organization_id)
-                .await
-                .map_err(to_status)?;
-            AppState::ensure_not_sso(&organization).map_err(to_status)?;
-        }
-        ensure_not_self(me.user, target, verb).map_err(to_status)?;
-        let Acting { target, .. } = state
-            .acting(
-                state.member(&caller, organization_id)?,
-                organization_id,
-                target,
-            )
-            .await
-            .map_err(to_status)?;
-        let now = self.0.clock.now();
-        let audit = context.audit(
-            organization_id,
-            caller.actor(),
-            action,
-            "user",
-            target.id.to_string(),
-            Some(convert::user_json(&target)),
-            None,
-            now,
-        );
-        let user = state
-            .store
-            .change_status(organization_id, target.id, from, to, &audit)
-            .await
-            .map_err(to_status)?;
-        tracing::info!(organization_id = %organization_id, user_id = %user.id, status = user.status.as_str(), "user status changed");
-        Ok((convert::user(&user, now), convert::consistency_token(now)))
-    }
+lifecycle_requests! {
+    v1::SuspendUserRequest => SuspendUserResponse, Lifecycle::Suspend;
+    v1::RestoreUserRequest => RestoreUserResponse, Lifecycle::Restore;
+    v1::DeleteUserRequest => DeleteUserResponse, Lifecycle::Delete;
 }

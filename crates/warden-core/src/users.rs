@@ -1,0 +1,468 @@
+//! The user lifecycle (SPEC §2) as pure rules: which status each step leaves from and arrives at,
+//! who may not be acted on, when an invitation can be accepted and which status a caller sees. The
+//! store applies each transition as one conditional update, so a race still ends in one winner.
+use chrono::{DateTime, Utc};
+
+use crate::{
+    Error,
+    audit::Action,
+    decision::Subject,
+    ids::UserId,
+    model::{
+        Invitation, InvitationState, NewUser, OrganizationSettings, Scope, User, UserChange,
+        UserStatus,
+    },
+    rules::Wanted,
+};
+
+/// A step of the lifecycle that an admin takes on another user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    Suspend,
+    Restore,
+    Delete,
+    /// A new invitation for a user who has not joined yet; their status stays PENDING.
+    Resend,
+}
+
+impl Lifecycle {
+    /// The stored statuses this step leaves from. EXPIRED is stored as PENDING, so a lapsed
+    /// invitation can be resent and deleted.
+    pub fn from(self) -> &'static [UserStatus] {
+        match self {
+            Lifecycle::Suspend => &[UserStatus::Active],
+            Lifecycle::Restore => &[UserStatus::Suspended],
+            Lifecycle::Delete => &[
+                UserStatus::Pending,
+                UserStatus::Active,
+                UserStatus::Suspended,
+            ],
+            Lifecycle::Resend => &[UserStatus::Pending],
+        }
+    }
+
+    /// The stored status this step arrives at.
+    pub fn to(self) -> UserStatus {
+        match self {
+            Lifecycle::Suspend => UserStatus::Suspended,
+            Lifecycle::Delete => UserStatus::Archived,
+            Lifecycle::Restore => UserStatus::Active,
+            Lifecycle::Resend => UserStatus::Pending,
+        }
+    }
+
+    pub fn action(self) -> Action {
+        match self {
+            Lifecycle::Suspend => Action::UserSuspended,
+            Lifecycle::Restore => Action::UserRestored,
+            Lifecycle::Delete => Action::UserDeleted,
+            Lifecycle::Resend => Action::InvitationResent,
+        }
+    }
+
+    /// A user cannot suspend, restore or delete themselves: it would lock the organisation out by
+    /// accident (SPEC §2). Resending only ever concerns someone who has not joined.
+    pub fn ensure_not_self(self, caller: UserId, target: UserId) -> Result<(), Error> {
+        let verb = match self {
+            Lifecycle::Suspend => "suspend",
+            Lifecycle::Restore => "restore",
+            Lifecycle::Delete => "delete",
+            Lifecycle::Resend => return Ok(()),
+        };
+        if caller == target {
+            return Err(Error::FailedPrecondition(format!(
+                "you cannot {verb} yourself"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The status `target` arrives at, or why this step does not apply to it now.
+    pub fn apply_to(self, target: &User) -> Result<UserStatus, Error> {
+        if self.from().contains(&target.status) {
+            return Ok(self.to());
+        }
+        Err(Error::FailedPrecondition(match self {
+            Lifecycle::Resend => "user: only pending or expired invitations can be resent".into(),
+            Lifecycle::Suspend | Lifecycle::Restore | Lifecycle::Delete => {
+                format!("user: is {}", target.status.as_str())
+            }
+        }))
+    }
+}
+
+/// While SSO is on, the identity provider owns the user list: nobody invites, edits or deletes
+/// users here (SPEC §4).
+pub fn ensure_managed_here(settings: &OrganizationSettings) -> Result<(), Error> {
+    if settings.sso_enabled {
+        return Err(Error::ManagedByIdp);
+    }
+    Ok(())
+}
+
+/// The owner's grants change only with ownership (SPEC §1): never through UpdateUser.
+pub fn ensure_access_editable(target: &User) -> Result<(), Error> {
+    if target.owner {
+        return Err(Error::FailedPrecondition(
+            "the owner's access changes only with ownership".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An invitation is accepted once, only while it is the newest one, unexpired at `now`, and its user
+/// is still pending (SPEC §2). Refusals name the invitation and change nothing.
+pub fn ensure_acceptable(
+    state: InvitationState,
+    invitation: &Invitation,
+    user: &User,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let refusal = match state {
+        InvitationState::Accepted => "invitation: already accepted",
+        InvitationState::Superseded => "invitation: superseded by a newer invitation",
+        InvitationState::Live if invitation.expires_at <= now => "invitation: expired",
+        InvitationState::Live if user.status != UserStatus::Pending => {
+            "invitation: no longer valid"
+        }
+        InvitationState::Live => return Ok(()),
+    };
+    Err(Error::FailedPrecondition(refusal.into()))
+}
+
+/// What the organisation's second-factor rule says of one user, as far as a reply looked it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactorStanding {
+    /// The organisation does not require a second factor, or the reply does not consult it
+    /// (replies to writes show the lifecycle status only).
+    NotRequired,
+    /// Required, and the user has confirmed one.
+    Covered,
+    /// Required, and the user has none: they are LOCKED until they set one up.
+    Missing,
+}
+
+impl FactorStanding {
+    pub fn of(required: bool, has_confirmed_factor: bool) -> Self {
+        match (required, has_confirmed_factor) {
+            (false, _) => FactorStanding::NotRequired,
+            (true, true) => FactorStanding::Covered,
+            (true, false) => FactorStanding::Missing,
+        }
+    }
+}
+
+/// The status a caller sees at `now` (SPEC §2): a pending user whose invitation lapsed is EXPIRED,
+/// and an active user the organisation requires a second factor of, who has none, is LOCKED. Both are
+/// derived here and never stored.
+pub fn status_seen(user: &User, now: DateTime<Utc>, factor: FactorStanding) -> UserStatus {
+    match (user.status, user.invitation_expires_at, factor) {
+        (UserStatus::Pending, Some(expires_at), _) if expires_at <= now => UserStatus::Expired,
+        (UserStatus::Active, _, FactorStanding::Missing) => UserStatus::Locked,
+        (status, _, _) => status,
+    }
+}
+
+/// Reading a user needs `users.read` wherever their access reaches, so an admin of one legal entity
+/// reads its people; someone with no access at all needs it organisation-wide.
+pub fn reading_needs(target: Option<&Subject>) -> Vec<Wanted> {
+    let wanted: Vec<Wanted> = target
+        .map(|subject| {
+            subject
+                .holdings
+                .iter()
+                .map(|holding| Wanted::new("users.read", holding.scope.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if wanted.is_empty() {
+        return vec![Wanted::new("users.read", Scope::All)];
+    }
+    wanted
+}
+
+/// `user` as it reads once `change` is written: the audit row's `after`.
+pub fn changed(user: &User, change: &UserChange) -> User {
+    let mut after = user.clone();
+    let keep = |new: &Option<String>, old: &mut String| {
+        if let Some(new) = new {
+            old.clone_from(new);
+        }
+    };
+    keep(&change.first_name, &mut after.first_name);
+    keep(&change.last_name, &mut after.last_name);
+    if let Some(grants) = &change.grants {
+        after.grants.clone_from(grants);
+    }
+    if let Some(direct) = &change.direct_grants {
+        after.direct_grants.clone_from(direct);
+    }
+    after
+}
+
+/// An invited user as the audit log and the reply show them until they accept.
+pub fn invited(user: &NewUser, invitation: &Invitation) -> User {
+    User {
+        id: user.id,
+        organization_id: user.organization_id,
+        email: user.email.as_str().to_owned(),
+        first_name: user.first_name.clone(),
+        last_name: user.last_name.clone(),
+        status: UserStatus::Pending,
+        owner: false,
+        grants: user.grants.clone(),
+        direct_grants: user.direct_grants.clone(),
+        created_at: user.created_at,
+        last_login_at: None,
+        invitation_expires_at: Some(invitation.expires_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::{
+        decision::{Holding, Source},
+        ids::{EntityId, InvitationId, OrganizationId, RoleId},
+    };
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn user(status: UserStatus) -> User {
+        User {
+            id: UserId(uuid::Uuid::from_u128(7)),
+            organization_id: OrganizationId(uuid::Uuid::from_u128(1)),
+            email: "ada@example.com".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            status,
+            owner: false,
+            grants: vec![],
+            direct_grants: vec![],
+            created_at: at(0),
+            last_login_at: None,
+            invitation_expires_at: (status == UserStatus::Pending).then(|| at(100)),
+        }
+    }
+
+    fn invitation() -> Invitation {
+        Invitation {
+            id: InvitationId(uuid::Uuid::from_u128(9)),
+            organization_id: OrganizationId(uuid::Uuid::from_u128(1)),
+            user_id: UserId(uuid::Uuid::from_u128(7)),
+            token_hash: "hash".into(),
+            created_at: at(0),
+            expires_at: at(100),
+        }
+    }
+
+    #[test]
+    fn each_step_moves_only_from_its_statuses() {
+        use UserStatus::*;
+        let allowed = |step: Lifecycle| -> Vec<UserStatus> {
+            [Pending, Active, Suspended, Archived]
+                .into_iter()
+                .filter(|status| step.apply_to(&user(*status)).is_ok())
+                .collect()
+        };
+        assert_eq!(allowed(Lifecycle::Suspend), [Active]);
+        assert_eq!(allowed(Lifecycle::Restore), [Suspended]);
+        assert_eq!(allowed(Lifecycle::Delete), [Pending, Active, Suspended]);
+        assert_eq!(allowed(Lifecycle::Resend), [Pending]);
+        assert_eq!(
+            Lifecycle::Suspend.apply_to(&user(Active)).unwrap(),
+            Suspended
+        );
+        assert_eq!(
+            Lifecycle::Restore.apply_to(&user(Suspended)).unwrap(),
+            Active
+        );
+        assert_eq!(
+            Lifecycle::Delete.apply_to(&user(Pending)).unwrap(),
+            Archived
+        );
+        assert_eq!(Lifecycle::Resend.apply_to(&user(Pending)).unwrap(), Pending);
+    }
+
+    #[test]
+    fn a_refused_step_names_the_status_it_found() {
+        let error = Lifecycle::Restore
+            .apply_to(&user(UserStatus::Archived))
+            .unwrap_err();
+        assert_eq!(error.to_string(), "user: is archived");
+        let error = Lifecycle::Resend
+            .apply_to(&user(UserStatus::Active))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "user: only pending or expired invitations can be resent"
+        );
+        assert!(matches!(error, Error::FailedPrecondition(_)));
+    }
+
+    #[test]
+    fn nobody_suspends_restores_or_deletes_themselves() {
+        let me = UserId(uuid::Uuid::from_u128(1));
+        let them = UserId(uuid::Uuid::from_u128(2));
+        for (step, verb) in [
+            (Lifecycle::Suspend, "suspend"),
+            (Lifecycle::Restore, "restore"),
+            (Lifecycle::Delete, "delete"),
+        ] {
+            let error = step.ensure_not_self(me, me).unwrap_err();
+            assert_eq!(error.to_string(), format!("you cannot {verb} yourself"));
+            assert!(step.ensure_not_self(me, them).is_ok());
+        }
+        assert!(Lifecycle::Resend.ensure_not_self(me, me).is_ok());
+    }
+
+    #[test]
+    fn an_invitation_is_accepted_once_while_newest_unexpired_and_pending() {
+        let pending = user(UserStatus::Pending);
+        let accept = |state, user: &User, now| {
+            ensure_acceptable(state, &invitation(), user, now).map_err(|error| error.to_string())
+        };
+        assert_eq!(accept(InvitationState::Live, &pending, at(99)), Ok(()));
+        assert_eq!(
+            accept(InvitationState::Live, &pending, at(100)),
+            Err("invitation: expired".into())
+        );
+        assert_eq!(
+            accept(InvitationState::Accepted, &pending, at(1)),
+            Err("invitation: already accepted".into())
+        );
+        assert_eq!(
+            accept(InvitationState::Superseded, &pending, at(1)),
+            Err("invitation: superseded by a newer invitation".into())
+        );
+        assert_eq!(
+            accept(InvitationState::Live, &user(UserStatus::Archived), at(1)),
+            Err("invitation: no longer valid".into())
+        );
+    }
+
+    #[test]
+    fn callers_see_expired_from_the_invitation_and_locked_from_the_factor_policy() {
+        let pending = user(UserStatus::Pending);
+        let active = user(UserStatus::Active);
+        let none = FactorStanding::NotRequired;
+        assert_eq!(status_seen(&pending, at(99), none), UserStatus::Pending);
+        assert_eq!(status_seen(&pending, at(100), none), UserStatus::Expired);
+        assert_eq!(
+            status_seen(&pending, at(100), FactorStanding::Missing),
+            UserStatus::Expired
+        );
+        assert_eq!(status_seen(&active, at(0), none), UserStatus::Active);
+        assert_eq!(
+            status_seen(&active, at(0), FactorStanding::of(true, true)),
+            UserStatus::Active
+        );
+        assert_eq!(
+            status_seen(&active, at(0), FactorStanding::of(true, false)),
+            UserStatus::Locked
+        );
+        assert_eq!(
+            status_seen(&user(UserStatus::Suspended), at(0), FactorStanding::Missing),
+            UserStatus::Suspended
+        );
+        assert_eq!(
+            FactorStanding::of(false, false),
+            FactorStanding::NotRequired
+        );
+    }
+
+    #[test]
+    fn sso_organisations_manage_users_at_their_provider() {
+        let mut settings = OrganizationSettings::default();
+        assert!(ensure_managed_here(&settings).is_ok());
+        settings.sso_enabled = true;
+        assert!(matches!(
+            ensure_managed_here(&settings),
+            Err(Error::ManagedByIdp)
+        ));
+    }
+
+    #[test]
+    fn the_owners_access_is_not_edited_directly() {
+        let mut owner = user(UserStatus::Active);
+        assert!(ensure_access_editable(&owner).is_ok());
+        owner.owner = true;
+        assert_eq!(
+            ensure_access_editable(&owner).unwrap_err().to_string(),
+            "the owner's access changes only with ownership"
+        );
+    }
+
+    #[test]
+    fn reading_a_user_needs_users_read_wherever_their_access_reaches() {
+        let entity = EntityId(uuid::Uuid::from_u128(3));
+        let scoped = Scope::Entities([entity].into());
+        let subject = Subject {
+            user: UserId(uuid::Uuid::from_u128(7)),
+            active: true,
+            owner: false,
+            holdings: vec![Holding {
+                source: Source::Role(RoleId::new("analyst")),
+                scope: scoped.clone(),
+                permissions: Default::default(),
+            }],
+        };
+        assert_eq!(
+            reading_needs(Some(&subject)),
+            [Wanted::new("users.read", scoped)]
+        );
+        let nowhere = Subject {
+            holdings: vec![],
+            ..subject
+        };
+        let everywhere = [Wanted::new("users.read", Scope::All)];
+        assert_eq!(reading_needs(Some(&nowhere)), everywhere);
+        assert_eq!(reading_needs(None), everywhere);
+    }
+
+    #[test]
+    fn a_change_replaces_only_the_fields_it_names() {
+        let before = user(UserStatus::Active);
+        let grant = crate::model::Grant {
+            role: RoleId::new("analyst"),
+            scope: Scope::All,
+        };
+        let change = UserChange {
+            last_name: Some("Byron".into()),
+            grants: Some(vec![grant.clone()]),
+            ..UserChange::default()
+        };
+        let after = changed(&before, &change);
+        assert_eq!(
+            (after.first_name.as_str(), after.last_name.as_str()),
+            ("Ada", "Byron")
+        );
+        assert_eq!((after.grants, after.direct_grants), (vec![grant], vec![]));
+        assert_eq!(changed(&before, &UserChange::default()), before);
+    }
+
+    #[test]
+    fn an_invited_user_is_pending_until_the_invitation_expires() {
+        let new = NewUser {
+            id: UserId(uuid::Uuid::from_u128(7)),
+            organization_id: OrganizationId(uuid::Uuid::from_u128(1)),
+            email: crate::validate::Email::parse("email", "ada@example.com").unwrap(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            grants: vec![],
+            direct_grants: vec![],
+            created_at: at(0),
+        };
+        let shown = invited(&new, &invitation());
+        assert_eq!(shown, user(UserStatus::Pending));
+        let later = at(0) + Duration::seconds(100);
+        assert_eq!(
+            status_seen(&shown, later, FactorStanding::NotRequired),
+            UserStatus::Expired
+        );
+    }
+}

@@ -569,7 +569,7 @@ impl Users {
 }
 
 /// The three status RPCs: the same two ids, one lifecycle step each, replies of the same shape.
-trait LifecycleRequest: Send + 'static {
+trait LifecycleRequest: prost::Message + prost::Name + Send + 'static {
     const STEP: Lifecycle;
     type Reply;
     fn organization_id(&self) -> &str;

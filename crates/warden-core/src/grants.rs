@@ -213,26 +213,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::ids::{EntityId, OrganizationId};
-
-    const DEFAULT: &str = include_str!("../../../catalogue/default.toml");
-
-    fn catalogue() -> Catalogue {
-        Catalogue::from_toml(DEFAULT).unwrap()
-    }
-
-    fn entity(n: u128) -> EntityId {
-        EntityId(uuid::Uuid::from_u128(n))
-    }
-
-    /// Legal entities 1 and 2; 11 is a segment of 1.
-    fn tree() -> EntityTree {
-        EntityTree::from_pairs([
-            (entity(1), None),
-            (entity(2), None),
-            (entity(11), Some(entity(1))),
-        ])
-    }
+    use crate::{
+        fixtures::{catalogue, entity, tree},
+        ids::OrganizationId,
+    };
 
     fn on(ids: &[u128]) -> Scope {
         Scope::Entities(ids.iter().copied().map(entity).collect::<BTreeSet<_>>())

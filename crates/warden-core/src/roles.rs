@@ -104,9 +104,7 @@ pub fn predefined_is_fixed() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::OrganizationId;
-
-    const DEFAULT: &str = include_str!("../../../catalogue/default.toml");
+    use crate::{fixtures::catalogue, ids::OrganizationId};
 
     fn keys(keys: &[&str]) -> Vec<PermissionKey> {
         keys.iter().map(|key| PermissionKey::new(*key)).collect()
@@ -114,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_custom_role_carries_at_least_one_known_assignable_permission() {
-        let catalogue = Catalogue::from_toml(DEFAULT).unwrap();
+        let catalogue = catalogue();
         let refusal = |list: &[&str]| {
             permissions(&keys(list), &catalogue)
                 .unwrap_err()

@@ -294,29 +294,32 @@ pub fn requested_grants(
     grants: &[v1::Grant],
     direct: &[v1::DirectPermission],
 ) -> Result<Requested, Error> {
-    let grants = grants
-        .iter()
-        .enumerate()
-        .map(|(index, grant)| {
-            let field = format!("grants[{index}]");
-            Ok(model::Grant {
-                role: RoleId::new(grant.role_id.clone()),
-                scope: requested_scope(&field, &grant.entity_ids, grant.all_entities)?,
-            })
+    let grants = each("grants", grants, |field, grant| {
+        Ok(model::Grant {
+            role: RoleId::new(grant.role_id.clone()),
+            scope: requested_scope(field, &grant.entity_ids, grant.all_entities)?,
         })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let direct = direct
-        .iter()
-        .enumerate()
-        .map(|(index, grant)| {
-            let field = format!("direct_permissions[{index}]");
-            Ok(model::DirectGrant {
-                permission: PermissionKey::new(grant.permission.clone()),
-                scope: requested_scope(&field, &grant.entity_ids, grant.all_entities)?,
-            })
+    })?;
+    let direct = each("direct_permissions", direct, |field, grant| {
+        Ok(model::DirectGrant {
+            permission: PermissionKey::new(grant.permission.clone()),
+            scope: requested_scope(field, &grant.entity_ids, grant.all_entities)?,
         })
-        .collect::<Result<Vec<_>, Error>>()?;
+    })?;
     Requested::new(grants, direct)
+}
+
+/// Converts each item of a repeated field; `convert` gets the item's field name, `field[index]`.
+fn each<T, U>(
+    field: &str,
+    items: &[T],
+    convert: impl Fn(&str, &T) -> Result<U, Error>,
+) -> Result<Vec<U>, Error> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| convert(&format!("{field}[{index}]"), item))
+        .collect()
 }
 
 /// `all_entities` with no ids is full access; otherwise the ids, which must be UUIDs.
@@ -330,16 +333,11 @@ fn requested_scope(field: &str, entity_ids: &[String], all_entities: bool) -> Re
         }
         return Ok(Scope::All);
     }
-    entity_ids
-        .iter()
-        .enumerate()
-        .map(|(index, id)| {
-            EntityId::parse("entity_id", id).map_err(|_| {
-                Error::invalid(format!("{field}.entity_ids[{index}]"), "must be a UUID")
-            })
-        })
-        .collect::<Result<_, _>>()
-        .map(Scope::Entities)
+    let ids = each(&format!("{field}.entity_ids"), entity_ids, |field, id| {
+        EntityId::parse("entity_id", id)
+            .map_err(|_| Error::invalid(field.to_owned(), "must be a UUID"))
+    })?;
+    Ok(Scope::Entities(ids.into_iter().collect()))
 }
 
 // --- roles
@@ -423,18 +421,12 @@ pub fn checks(
     input: &[v1::CheckPermissionRequest],
     catalogue: &Catalogue,
 ) -> Result<Vec<(OrganizationId, Check)>, Error> {
-    input
-        .iter()
-        .enumerate()
-        .map(|(index, one)| {
-            check(one, catalogue).map_err(|error| match error {
-                Error::Invalid { field, reason } => {
-                    Error::invalid(format!("checks[{index}].{field}"), reason)
-                }
-                other => other,
-            })
+    each("checks", input, |at, one| {
+        check(one, catalogue).map_err(|error| match error {
+            Error::Invalid { field, reason } => Error::invalid(format!("{at}.{field}"), reason),
+            other => other,
         })
-        .collect()
+    })
 }
 
 /// An empty entity id asks about the organisation as a whole.
@@ -487,13 +479,10 @@ pub fn notification(notification: model::Notification) -> v1::Notification {
 }
 
 pub fn notification_ids(ids: &[String]) -> Result<Vec<NotificationId>, Error> {
-    ids.iter()
-        .enumerate()
-        .map(|(index, id)| {
-            NotificationId::parse("ids", id)
-                .map_err(|_| Error::invalid(format!("ids[{index}]"), "must be a UUID"))
-        })
-        .collect()
+    each("ids", ids, |field, id| {
+        NotificationId::parse("ids", id)
+            .map_err(|_| Error::invalid(field.to_owned(), "must be a UUID"))
+    })
 }
 
 // --- audit

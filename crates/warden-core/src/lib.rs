@@ -5,12 +5,16 @@ pub mod catalogue;
 pub mod clock;
 pub mod decision;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
+pub mod grants;
 pub mod ids;
 pub mod model;
 pub mod ownership;
 pub mod page;
 pub mod password;
 pub mod ports;
+pub mod roles;
 pub mod rules;
 pub mod throttle;
 pub mod users;

@@ -1,14 +1,20 @@
 //! Domain records → API messages, and the opaque page tokens of every list RPC.
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use warden_authz::Check;
 use warden_core::{
     Error,
-    catalogue::Catalogue,
-    ids::{EntityId, RoleId, UserId},
-    model::{self, Scope, SecondFactorMethod, StatusFilter, UserChange, UserFilter, UserStatus},
+    catalogue::{Catalogue, PermissionDef},
+    decision::{Decision, Target},
+    grants::Requested,
+    ids::{AuditEventId, EntityId, NotificationId, OrganizationId, PermissionKey, RoleId, UserId},
+    model::{
+        self, AuditFilter, NotificationKind, Scope, SecondFactorMethod, StatusFilter, UserChange,
+        UserFilter, UserStatus,
+    },
     validate,
 };
-use warden_proto::v1;
+use warden_proto::v1::{self, consistency::Requirement};
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -380,6 +386,84 @@ pub fn settings_json(settings: &model::OrganizationSettings) -> String {
     .to_string()
 }
 
+// --- grants
+
+/// Grants as a request names them; `warden_core::grants` holds the rules they must then pass.
+pub fn requested_grants(
+    grants: &[v1::Grant],
+    direct: &[v1::DirectPermission],
+) -> Result<Requested, Error> {
+    let grants = each("grants", grants, |field, grant| {
+        Ok(model::Grant {
+            role: RoleId::new(grant.role_id.clone()),
+            scope: requested_scope(field, &grant.entity_ids, grant.all_entities)?,
+        })
+    })?;
+    let direct = each("direct_permissions", direct, |field, grant| {
+        Ok(model::DirectGrant {
+            permission: PermissionKey::new(grant.permission.clone()),
+            scope: requested_scope(field, &grant.entity_ids, grant.all_entities)?,
+        })
+    })?;
+    Requested::new(grants, direct)
+}
+
+/// Converts each item of a repeated field; `convert` gets the item's field name, `field[index]`.
+fn each<T, U>(
+    field: &str,
+    items: &[T],
+    convert: impl Fn(&str, &T) -> Result<U, Error>,
+) -> Result<Vec<U>, Error> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| convert(&format!("{field}[{index}]"), item))
+        .collect()
+}
+
+/// `all_entities` with no ids is full access; otherwise the ids, which must be UUIDs.
+fn requested_scope(field: &str, entity_ids: &[String], all_entities: bool) -> Result<Scope, Error> {
+    if all_entities {
+        if !entity_ids.is_empty() {
+            return Err(Error::invalid(
+                format!("{field}.entity_ids"),
+                "must be empty when all_entities is set",
+            ));
+        }
+        return Ok(Scope::All);
+    }
+    let ids = each(&format!("{field}.entity_ids"), entity_ids, |field, id| {
+        EntityId::parse("entity_id", id)
+            .map_err(|_| Error::invalid(field.to_owned(), "must be a UUID"))
+    })?;
+    Ok(Scope::Entities(ids.into_iter().collect()))
+}
+
+// --- roles
+
+pub fn permission(permission: &PermissionDef) -> v1::Permission {
+    v1::Permission {
+        key: permission.key.to_string(),
+        description: permission.description.clone(),
+        area: permission.area.clone(),
+        assignable_to_custom_roles: permission.assignable_to_custom_roles,
+    }
+}
+
+pub fn permission_keys(keys: &[String]) -> Vec<PermissionKey> {
+    keys.iter().map(PermissionKey::new).collect()
+}
+
+/// A role as the audit log keeps it.
+pub fn role_json(role: &model::Role) -> String {
+    serde_json::json!({
+        "name": role.name,
+        "description": role.description,
+        "permissions": role.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
 /// A new organisation as the audit log records it.
 pub fn organization_json(organization: &model::Organization, owner: UserId) -> String {
     serde_json::json!({ "name": organization.name, "owner_user_id": owner.to_string() }).to_string()
@@ -389,6 +473,188 @@ pub fn organization_json(organization: &model::Organization, owner: UserId) -> S
 pub fn entity_json(entity: &model::Entity) -> String {
     serde_json::json!({ "name": entity.name, "parent_entity_id": entity.parent.map(|id| id.to_string()) })
         .to_string()
+}
+
+// --- groups
+
+pub fn group(group: &model::Group) -> v1::Group {
+    v1::Group {
+        id: group.id.to_string(),
+        organization_id: group.organization_id.to_string(),
+        name: group.name.clone(),
+        grants: group.grants.iter().map(self::grant).collect(),
+        member_user_ids: group.members.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A group as the audit log keeps it.
+pub fn group_json(group: &model::Group) -> String {
+    let grants = group.grants.iter().map(|grant| {
+        let (entity_ids, all_entities) = scope(&grant.scope);
+        serde_json::json!({
+            "role_id": grant.role.to_string(), "entity_ids": entity_ids, "all_entities": all_entities,
+        })
+    });
+    serde_json::json!({
+        "name": group.name,
+        "grants": grants.collect::<Vec<_>>(),
+        "members": group.members.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+// --- authorization
+
+/// One check as asked; a malformed consistency token is refused even though every mode is met
+/// today (see `consistency`), so clients find their bugs now.
+pub fn check(
+    input: &v1::CheckPermissionRequest,
+    catalogue: &Catalogue,
+) -> Result<(OrganizationId, Check), Error> {
+    let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+    let user = UserId::parse("user_id", &input.user_id)?;
+    let permission = catalogue.parse_key("permission", &input.permission)?;
+    consistency(input.consistency.as_ref())?;
+    let target = target(&input.entity_id)?;
+    Ok((
+        organization,
+        Check {
+            user,
+            permission,
+            target,
+        },
+    ))
+}
+
+/// A batch of checks; an error names the failing check's index.
+pub fn checks(
+    input: &[v1::CheckPermissionRequest],
+    catalogue: &Catalogue,
+) -> Result<Vec<(OrganizationId, Check)>, Error> {
+    each("checks", input, |at, one| {
+        check(one, catalogue).map_err(|error| match error {
+            Error::Invalid { field, reason } => Error::invalid(format!("{at}.{field}"), reason),
+            other => other,
+        })
+    })
+}
+
+/// An empty entity id asks about the organisation as a whole.
+pub fn target(entity_id: &str) -> Result<Target, Error> {
+    match entity_id {
+        "" => Ok(Target::Organization),
+        id => EntityId::parse("entity_id", id).map(Target::Entity),
+    }
+}
+
+/// Every mode is met by reading the database, which every check does until issue #7's cache; only
+/// the token of `at_least_as_fresh` is read, to refuse a malformed one.
+pub fn consistency(consistency: Option<&v1::Consistency>) -> Result<(), Error> {
+    match consistency.and_then(|consistency| consistency.requirement.as_ref()) {
+        Some(Requirement::AtLeastAsFresh(token)) => parse_consistency_token(token).map(|_| ()),
+        Some(Requirement::MinimizeLatency(_) | Requirement::FullyConsistent(_)) | None => Ok(()),
+    }
+}
+
+/// The reason goes out only when the caller asked for it.
+pub fn decision(decision: Decision, explain: bool) -> v1::CheckPermissionResponse {
+    v1::CheckPermissionResponse {
+        allowed: decision.allowed,
+        reason: if explain {
+            decision.reason
+        } else {
+            String::new()
+        },
+    }
+}
+
+// --- notifications
+
+pub fn notification(notification: model::Notification) -> v1::Notification {
+    let kind = match notification.kind {
+        NotificationKind::Invitation => v1::NotificationKind::Invitation,
+        NotificationKind::EmailCode => v1::NotificationKind::EmailCode,
+        NotificationKind::SmsCode => v1::NotificationKind::SmsCode,
+        NotificationKind::PasswordReset => v1::NotificationKind::PasswordReset,
+    };
+    v1::Notification {
+        id: notification.id.to_string(),
+        kind: kind as i32,
+        recipient: notification.recipient,
+        organization_id: notification.organization_id.to_string(),
+        token: notification.token.unwrap_or_default(),
+        code: notification.code.unwrap_or_default(),
+        create_time: Some(timestamp(notification.created_at)),
+    }
+}
+
+pub fn notification_ids(ids: &[String]) -> Result<Vec<NotificationId>, Error> {
+    each("ids", ids, |field, id| {
+        NotificationId::parse("ids", id)
+            .map_err(|_| Error::invalid(field.to_owned(), "must be a UUID"))
+    })
+}
+
+// --- audit
+
+/// The filters of ListAuditEvents, for one page.
+pub fn audit_filter(input: &v1::ListAuditEventsRequest, page: &Page) -> Result<AuditFilter, Error> {
+    Ok(AuditFilter {
+        actor: match input.actor_user_id.as_str() {
+            "" => None,
+            id => Some(UserId::parse("actor_user_id", id)?),
+        },
+        action: audit_text("action", &input.action)?,
+        target_id: audit_text("target_id", &input.target_id)?,
+        from: time("start_time", input.start_time.as_ref())?,
+        until: time("end_time", input.end_time.as_ref())?,
+        before_id: page.after_as(|key| AuditEventId::parse("page_token", key))?,
+        limit: page.fetch(),
+    })
+}
+
+/// An optional filter text: empty means no filter, and at most 100 characters.
+fn audit_text(field: &'static str, text: &str) -> Result<Option<String>, Error> {
+    match text {
+        "" => Ok(None),
+        text if text.len() > 100 => Err(Error::invalid(field, "must be at most 100 characters")),
+        text => Ok(Some(text.to_owned())),
+    }
+}
+
+pub fn time(
+    field: &'static str,
+    timestamp: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    timestamp
+        .map(|t| {
+            let nanos = u32::try_from(t.nanos)
+                .map_err(|_| Error::invalid(field, "nanos must not be negative"))?;
+            DateTime::from_timestamp(t.seconds, nanos)
+                .ok_or_else(|| Error::invalid(field, "out of range"))
+        })
+        .transpose()
+}
+
+pub fn audit_event(event: model::AuditEvent) -> v1::AuditEvent {
+    v1::AuditEvent {
+        id: event.id.to_string(),
+        organization_id: event.organization_id.to_string(),
+        actor_user_id: event
+            .actor
+            .user()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        actor_kind: event.actor.kind().to_owned(),
+        action: event.action,
+        target_type: event.target_type,
+        target_id: event.target_id,
+        create_time: Some(timestamp(event.created_at)),
+        client_address: event.client_address.unwrap_or_default(),
+        user_agent: event.user_agent.unwrap_or_default(),
+        before_json: event.before.unwrap_or_default(),
+        after_json: event.after.unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

@@ -82,14 +82,6 @@ impl AppState {
             .map_err(to_status)
     }
 
-    pub fn member(
-        &self,
-        caller: &Caller,
-        organization: OrganizationId,
-    ) -> Result<UserCaller, Status> {
-        crate::call::member(caller, organization).map_err(to_status)
-    }
-
     pub fn require_operator(&self, caller: &Caller) -> Result<(), Status> {
         crate::call::require_operator(caller).map_err(to_status)
     }

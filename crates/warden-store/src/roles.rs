@@ -207,11 +207,7 @@ impl RoleStore for SqlStore {
             .map_err(internal)?;
         match found {
             None => return Err(Error::NotFound("role")),
-            Some(row) if row.predefined => {
-                return Err(Error::FailedPrecondition(
-                    "predefined roles cannot be changed or deleted".into(),
-                ));
-            }
+            Some(row) if row.predefined => return Err(warden_core::roles::predefined_is_fixed()),
             Some(_) => {}
         }
         // Holders keep their entity scope, with read-only access (SPEC §3).
@@ -313,9 +309,7 @@ async fn missing_or_predefined(
         .one(db)
         .await
     {
-        Ok(Some(_)) => {
-            Error::FailedPrecondition("predefined roles cannot be changed or deleted".into())
-        }
+        Ok(Some(_)) => warden_core::roles::predefined_is_fixed(),
         Ok(None) => Error::NotFound("role"),
         Err(error) => internal(error),
     }

@@ -1,22 +1,21 @@
-//! RoleService: the catalogue, predefined roles and custom roles (SPEC §3).
-
+//! RoleService: the catalogue, predefined roles and custom roles (SPEC §3). The rules are
+//! `warden_core::roles`.
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use warden_core::{
     Error,
+    audit::Action,
     decision::Target,
     ids::{OrganizationId, PermissionKey, RoleId},
-    model::{Role, Scope},
-    page,
-    rules::Wanted,
-    validate,
+    model::Role,
+    roles,
 };
 use warden_proto::v1::{self, role_service_server::RoleService};
 
 use crate::{
-    context::RequestContext,
-    convert,
-    state::{AppState, Shared, UserCaller},
+    call::{Call, call, ensure_caller_holds},
+    convert::{self, Page},
+    state::{Shared, UserCaller},
     status::to_status,
 };
 
@@ -28,303 +27,215 @@ impl RoleService for Roles {
         &self,
         request: Request<v1::ListPermissionsRequest>,
     ) -> Result<Response<v1::ListPermissionsResponse>, Status> {
-        let state = &self.0;
-        state.authenticate(&request).await?;
-        let input = request.into_inner();
-        let limit = page::page_size(input.page_size).map_err(to_status)?;
-        // The catalogue is fixed while the server runs: the cursor is the last key's position.
-        let start = match convert::parse_page_token(&input.page_token).map_err(to_status)? {
-            None => 0,
-            Some(key) => state
-                .catalogue
-                .position(&warden_core::ids::PermissionKey::new(key))
-                .map(|at| at + 1)
-                .ok_or_else(|| to_status(Error::invalid("page_token", "malformed")))?,
-        };
-        let rows: Vec<_> = state
-            .catalogue
-            .permissions()
-            .iter()
-            .skip(start)
-            .take(limit as usize + 1)
-            .collect();
-        let (rows, next_page_token) =
-            convert::paginate(rows, limit, |permission| permission.key.to_string());
-        let permissions = rows
-            .into_iter()
-            .map(|permission| v1::Permission {
-                key: permission.key.to_string(),
-                description: permission.description.clone(),
-                area: permission.area.clone(),
-                assignable_to_custom_roles: permission.assignable_to_custom_roles,
-            })
-            .collect();
-        Ok(Response::new(v1::ListPermissionsResponse {
-            permissions,
-            next_page_token,
-        }))
+        self.list_permissions(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn list_roles(
         &self,
         request: Request<v1::ListRolesRequest>,
     ) -> Result<Response<v1::ListRolesResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        state
-            .require(&caller, organization, "roles.read", Target::Organization)
-            .await?;
-        let limit = page::page_size(input.page_size).map_err(to_status)?;
-        let after = convert::parse_page_token(&input.page_token).map_err(to_status)?;
-        let rows = state
-            .store
-            .list_roles(organization, after, limit + 1)
+        self.list(request)
             .await
-            .map_err(to_status)?;
-        let (rows, next_page_token) =
-            convert::paginate(rows, limit, |(sort_key, _)| sort_key.clone());
-        let roles = rows
-            .iter()
-            .map(|(_, role)| convert::role(role, &state.catalogue))
-            .collect();
-        Ok(Response::new(v1::ListRolesResponse {
-            roles,
-            next_page_token,
-        }))
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn create_role(
         &self,
         request: Request<v1::CreateRoleRequest>,
     ) -> Result<Response<v1::CreateRoleResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        let me = state
-            .require(&caller, organization, "roles.write", Target::Organization)
-            .await?;
-        let role = Role {
-            id: RoleId::new(Uuid::now_v7().to_string()),
-            organization_id: organization,
-            name: validate::name("name", &input.name, 100).map_err(to_status)?,
-            description: description(&input.description).map_err(to_status)?,
-            permissions: state
-                .role_permissions(organization, me, &input.permissions)
-                .await
-                .map_err(to_status)?,
-            predefined: false,
-        };
-        let now = self.0.clock.now();
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "role.created",
-            "role",
-            role.id.to_string(),
-            None,
-            Some(role_json(&role)),
-            now,
-        );
-        let role = state
-            .store
-            .create_role(&role, &audit)
+        self.create(request)
             .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::CreateRoleResponse {
-            role: Some(convert::role(&role, &state.catalogue)),
-            consistency_token: convert::consistency_token(now),
-        }))
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn update_role(
         &self,
         request: Request<v1::UpdateRoleRequest>,
     ) -> Result<Response<v1::UpdateRoleResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        let me = state
-            .require(&caller, organization, "roles.write", Target::Organization)
-            .await?;
-        let [name, describe, permissions] = convert::update_mask(
-            input.update_mask.as_ref(),
-            ["name", "description", "permissions"],
-        )
-        .map_err(to_status)?;
-        let current = state
-            .custom_role(organization, &input.role_id)
+        self.update(request)
             .await
-            .map_err(to_status)?;
-        let mut role = current.clone();
-        if name {
-            role.name = validate::name("name", &input.name, 100).map_err(to_status)?;
-        }
-        if describe {
-            role.description = description(&input.description).map_err(to_status)?;
-        }
-        if permissions {
-            role.permissions = state
-                .role_permissions(organization, me, &input.permissions)
-                .await
-                .map_err(to_status)?;
-        }
-        let now = self.0.clock.now();
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "role.updated",
-            "role",
-            role.id.to_string(),
-            Some(role_json(&current)),
-            Some(role_json(&role)),
-            now,
-        );
-        let role = state
-            .store
-            .update_role(&role, permissions, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::UpdateRoleResponse {
-            role: Some(convert::role(&role, &state.catalogue)),
-            consistency_token: convert::consistency_token(now),
-        }))
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn delete_role(
         &self,
         request: Request<v1::DeleteRoleRequest>,
     ) -> Result<Response<v1::DeleteRoleResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        state
-            .require(&caller, organization, "roles.write", Target::Organization)
-            .await?;
-        let role = state
-            .custom_role(organization, &input.role_id)
+        self.delete(request)
             .await
-            .map_err(to_status)?;
-        let now = self.0.clock.now();
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "role.deleted",
-            "role",
-            role.id.to_string(),
-            Some(role_json(&role)),
-            None,
-            now,
-        );
-        state
+            .map(Response::new)
+            .map_err(to_status)
+    }
+}
+
+impl Roles {
+    /// Any authenticated caller may read the catalogue: it is the same for every organisation.
+    async fn list_permissions(
+        &self,
+        request: Request<v1::ListPermissionsRequest>,
+    ) -> Result<v1::ListPermissionsResponse, Error> {
+        let (_, input) = call(&self.0, request).await?;
+        let catalogue = &self.0.catalogue;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        // The catalogue is fixed while the server runs: the cursor is the last key's position.
+        let start = page.after_as(|key| {
+            catalogue
+                .position(&PermissionKey::new(key))
+                .map(|at| at + 1)
+                .ok_or_else(|| Error::invalid("page_token", "malformed"))
+        })?;
+        let rows: Vec<_> = catalogue
+            .permissions()
+            .iter()
+            .skip(start.unwrap_or(0))
+            .take(usize::try_from(page.fetch()).unwrap_or(usize::MAX))
+            .collect();
+        let (rows, next_page_token) = page.cut(rows, |permission| permission.key.to_string());
+        Ok(v1::ListPermissionsResponse {
+            permissions: rows.into_iter().map(convert::permission).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn list(
+        &self,
+        request: Request<v1::ListRolesRequest>,
+    ) -> Result<v1::ListRolesResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+        call.require(organization, "roles.read", Target::Organization)
+            .await?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let rows = self
+            .0
+            .store
+            .list_roles(organization, page.after.clone(), page.fetch())
+            .await?;
+        let (rows, next_page_token) = page.cut(rows, |(sort_key, _)| sort_key.clone());
+        Ok(v1::ListRolesResponse {
+            roles: rows.iter().map(|(_, role)| self.message(role)).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn create(
+        &self,
+        request: Request<v1::CreateRoleRequest>,
+    ) -> Result<v1::CreateRoleResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization, me) = self.writer(&call, &input.organization_id).await?;
+        let role = Role {
+            id: RoleId::new(Uuid::now_v7().to_string()),
+            organization_id: organization,
+            name: roles::name(&input.name)?,
+            description: roles::description(&input.description)?,
+            permissions: self.permissions(me, &input.permissions).await?,
+            predefined: false,
+        };
+        let audit = call
+            .audit(organization, Action::RoleCreated, &role.id)
+            .after(convert::role_json(&role));
+        let role = self.0.store.create_role(&role, &audit).await?;
+        Ok(v1::CreateRoleResponse {
+            role: Some(self.message(&role)),
+            consistency_token: convert::consistency_token(call.now),
+        })
+    }
+
+    async fn update(
+        &self,
+        request: Request<v1::UpdateRoleRequest>,
+    ) -> Result<v1::UpdateRoleResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization, me) = self.writer(&call, &input.organization_id).await?;
+        let [name, describe, permissions] = convert::update_mask(
+            input.update_mask.as_ref(),
+            ["name", "description", "permissions"],
+        )?;
+        let current = self.custom_role(organization, &input.role_id).await?;
+        let mut role = current.clone();
+        if name {
+            role.name = roles::name(&input.name)?;
+        }
+        if describe {
+            role.description = roles::description(&input.description)?;
+        }
+        if permissions {
+            role.permissions = self.permissions(me, &input.permissions).await?;
+        }
+        let audit = call
+            .audit(organization, Action::RoleUpdated, &role.id)
+            .before(convert::role_json(&current))
+            .after(convert::role_json(&role));
+        let role = self.0.store.update_role(&role, permissions, &audit).await?;
+        Ok(v1::UpdateRoleResponse {
+            role: Some(self.message(&role)),
+            consistency_token: convert::consistency_token(call.now),
+        })
+    }
+
+    async fn delete(
+        &self,
+        request: Request<v1::DeleteRoleRequest>,
+    ) -> Result<v1::DeleteRoleResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (organization, _) = self.writer(&call, &input.organization_id).await?;
+        let role = self.custom_role(organization, &input.role_id).await?;
+        let audit = call
+            .audit(organization, Action::RoleDeleted, &role.id)
+            .before(convert::role_json(&role));
+        self.0
             .store
             .delete_role(organization, &role.id, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::DeleteRoleResponse {
-            consistency_token: convert::consistency_token(now),
-        }))
+            .await?;
+        Ok(v1::DeleteRoleResponse {
+            consistency_token: convert::consistency_token(call.now),
+        })
     }
-}
 
-fn description(text: &str) -> Result<String, Error> {
-    let text = text.trim();
-    if text.chars().count() > 500 {
-        return Err(Error::invalid(
-            "description",
-            "must be at most 500 characters",
-        ));
+    /// The organisation of a role write, once the caller holds roles.write there.
+    async fn writer(&self, call: &Call, id: &str) -> Result<(OrganizationId, UserCaller), Error> {
+        let organization = OrganizationId::parse("organization_id", id)?;
+        let me = call
+            .require(organization, "roles.write", Target::Organization)
+            .await?;
+        Ok((organization, me))
     }
-    Ok(text.to_owned())
-}
 
-fn role_json(role: &Role) -> String {
-    serde_json::json!({
-        "name": role.name,
-        "description": role.description,
-        "permissions": role.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
-    .to_string()
-}
-
-impl AppState {
-    /// A custom role of the organisation; predefined roles are fixed (SPEC §3).
+    /// A custom role of the organisation; predefined roles are fixed.
     async fn custom_role(&self, organization: OrganizationId, id: &str) -> Result<Role, Error> {
-        if id.is_empty() || id.len() > 100 {
-            return Err(Error::invalid(
-                "role_id",
-                "is required and at most 100 characters",
-            ));
-        }
+        let id = roles::role_id(id)?;
         let role = self
+            .0
             .store
-            .find_roles(organization, &[RoleId::new(id)])
+            .find_roles(organization, &[id])
             .await?
             .pop()
             .ok_or(Error::NotFound("role"))?;
-        if role.predefined {
-            return Err(Error::FailedPrecondition(
-                "predefined roles cannot be changed or deleted".into(),
-            ));
-        }
+        roles::ensure_custom(&role)?;
         Ok(role)
     }
 
-    /// At least one permission, each assignable to custom roles and held by the caller on all
-    /// entities: a role can be granted anywhere, so whoever defines it must hold it everywhere.
-    async fn role_permissions(
+    /// A role's permissions, once the caller holds each of them on all entities.
+    async fn permissions(
         &self,
-        organization: OrganizationId,
-        caller: UserCaller,
+        me: UserCaller,
         keys: &[String],
     ) -> Result<Vec<PermissionKey>, Error> {
-        if keys.is_empty() {
-            return Err(Error::invalid(
-                "permissions",
-                "at least one permission is required",
-            ));
-        }
-        if keys.len() > self.catalogue.permissions().len() {
-            return Err(Error::invalid(
-                "permissions",
-                "lists more permissions than the catalogue has",
-            ));
-        }
-        let mut permissions = Vec::new();
-        for (index, key) in keys.iter().enumerate() {
-            let field = format!("permissions[{index}]");
-            let permission = self
-                .catalogue
-                .permission(key)
-                .ok_or_else(|| Error::invalid(field.clone(), "unknown key"))?;
-            if !permission.assignable_to_custom_roles {
-                return Err(Error::invalid(field, "not assignable to custom roles"));
-            }
-            if !permissions.contains(&permission.key) {
-                permissions.push(permission.key.clone());
-            }
-        }
-        permissions.sort_by_key(|key| self.catalogue.position(key));
-        let tree = self.store.load_entity_tree(organization).await?;
-        let wanted: Vec<Wanted> = permissions
-            .iter()
-            .map(|key| Wanted {
-                permission: key.clone(),
-                scope: Scope::All,
-            })
-            .collect();
-        crate::call::ensure_caller_holds(self, caller, organization, &wanted, &tree).await?;
+        let permissions = roles::permissions(&convert::permission_keys(keys), &self.0.catalogue)?;
+        let tree = self.0.store.load_entity_tree(me.organization).await?;
+        let wanted = roles::definition_needs(&permissions);
+        ensure_caller_holds(&self.0, me, me.organization, &wanted, &tree).await?;
         Ok(permissions)
+    }
+
+    fn message(&self, role: &Role) -> v1::Role {
+        convert::role(role, &self.0.catalogue)
     }
 }

@@ -9,8 +9,12 @@ pub mod ids;
 pub mod model;
 pub mod page;
 pub mod password;
+pub mod password_reset;
 pub mod ports;
 pub mod rules;
+pub mod second_factor;
+pub mod sign_in;
+pub mod sso;
 pub mod throttle;
 pub mod validate;
 

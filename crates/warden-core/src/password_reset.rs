@@ -4,7 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     Error,
-    model::{PasswordReset, User, UserStatus},
+    ids::NotificationId,
+    model::{Notification, NotificationKind, PasswordReset, User, UserStatus},
 };
 
 /// Reset tokens are 256 random bits in base64: anything longer is not one.
@@ -38,6 +39,21 @@ impl PasswordReset {
             return Err(Error::FailedPrecondition("token: expired".into()));
         }
         Ok(())
+    }
+}
+
+impl Notification {
+    /// The outbox message that carries a reset token to the user's email.
+    pub fn password_reset(user: &User, token: String, now: DateTime<Utc>) -> Self {
+        Notification {
+            id: NotificationId::generate(),
+            organization_id: user.organization_id,
+            kind: NotificationKind::PasswordReset,
+            recipient: user.email.clone(),
+            token: Some(token),
+            code: None,
+            created_at: now,
+        }
     }
 }
 

@@ -108,13 +108,10 @@ pub struct Standing {
 pub fn may_continue(
     settings: &OrganizationSettings,
     session: &Session,
-    user: Option<&User>,
+    user: &User,
     standing: Standing,
     now: DateTime<Utc>,
 ) -> bool {
-    let Some(user) = user else {
-        return false;
-    };
     let linked = settings.sso_enabled && standing.sso_linked;
     session.is_live_at(now)
         && user.status == UserStatus::Active
@@ -224,18 +221,11 @@ mod tests {
         let session = Session::start(&member, at(0), Duration::hours(1));
         let plain = settings(&[], false, false);
         let keep = |settings: &OrganizationSettings, user: &User, standing: Standing| {
-            may_continue(settings, &session, Some(user), standing, at(10))
+            may_continue(settings, &session, user, standing, at(10))
         };
         let none = Standing::default();
         assert!(keep(&plain, &member, none));
-        assert!(!may_continue(
-            &plain,
-            &session,
-            Some(&member),
-            none,
-            at(3600)
-        ));
-        assert!(!may_continue(&plain, &session, None, none, at(10)));
+        assert!(!may_continue(&plain, &session, &member, none, at(3600)));
         let suspended = User {
             status: UserStatus::Suspended,
             ..member.clone()

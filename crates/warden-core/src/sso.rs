@@ -14,6 +14,8 @@ use crate::{
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY_SECONDS: i64 = 30;
+/// ID tokens longer than this are refused unread.
+const MAX_ID_TOKEN_BYTES: usize = 16 * 1024;
 /// Provider subjects are opaque strings of at most this many bytes (OpenID Connect Core §2).
 const MAX_SUBJECT_BYTES: usize = 255;
 
@@ -49,6 +51,14 @@ pub fn default_role_needs(role: &Role) -> Vec<Wanted> {
             scope: Scope::All,
         })
         .collect()
+}
+
+/// A presented ID token: present and of a size worth verifying.
+pub fn id_token(text: &str) -> Result<&str, Error> {
+    if text.is_empty() || text.len() > MAX_ID_TOKEN_BYTES {
+        return Err(Error::invalid("id_token", "is required and at most 16 KiB"));
+    }
+    Ok(text)
 }
 
 /// The claims Warden reads from an ID token whose signature, `iss` and `aud` were checked.
@@ -202,6 +212,7 @@ mod tests {
         assert!(ensure_may_configure(Some(&user(false))).is_err());
         assert!(ensure_may_configure(None).is_err());
         assert!(default_role(OWNER_ROLE).is_err());
+        assert!(id_token("").is_err() && id_token(&"a".repeat(16 * 1024 + 1)).is_err());
         assert_eq!(default_role("analyst").unwrap(), RoleId::new("analyst"));
         let role = Role {
             id: RoleId::new("analyst"),

@@ -5,6 +5,8 @@ pub mod catalogue;
 pub mod clock;
 pub mod decision;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod ids;
 pub mod model;
 pub mod page;

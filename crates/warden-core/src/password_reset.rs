@@ -71,26 +71,12 @@ pub fn token(text: &str) -> Result<&str, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{OrganizationId, UserId};
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
-    }
+    use crate::fixtures::at;
 
     fn user(status: UserStatus) -> User {
         User {
-            id: UserId::generate(),
-            organization_id: OrganizationId::generate(),
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
             status,
-            owner: false,
-            grants: vec![],
-            direct_grants: vec![],
-            created_at: at(0),
-            last_login_at: None,
-            invitation_expires_at: None,
+            ..crate::fixtures::user()
         }
     }
 

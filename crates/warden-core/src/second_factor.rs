@@ -198,27 +198,7 @@ impl RecoveryCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
-    }
-
-    fn user() -> User {
-        User {
-            id: UserId::generate(),
-            organization_id: OrganizationId::generate(),
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            status: UserStatus::Active,
-            owner: false,
-            grants: vec![],
-            direct_grants: vec![],
-            created_at: at(0),
-            last_login_at: None,
-            invitation_expires_at: None,
-        }
-    }
+    use crate::fixtures::{at, user};
 
     fn factor(method: SecondFactorMethod) -> SecondFactor {
         let ada = user();

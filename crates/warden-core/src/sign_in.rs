@@ -122,27 +122,13 @@ pub fn may_continue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{FactorId, OrganizationId, UserId};
+    use crate::{
+        fixtures::{at, user},
+        ids::{FactorId, OrganizationId, UserId},
+    };
 
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
-    }
-
-    fn user(owner: bool) -> User {
-        User {
-            id: UserId::generate(),
-            organization_id: OrganizationId::generate(),
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            status: UserStatus::Active,
-            owner,
-            grants: vec![],
-            direct_grants: vec![],
-            created_at: at(0),
-            last_login_at: None,
-            invitation_expires_at: None,
-        }
+    fn member(owner: bool) -> User {
+        User { owner, ..user() }
     }
 
     fn factor(method: SecondFactorMethod, confirmed: bool) -> SecondFactor {
@@ -198,14 +184,14 @@ mod tests {
     #[test]
     fn with_sso_on_only_the_owner_signs_in_with_a_password() {
         let sso = settings(&[], false, true);
-        assert!(ensure_password_sign_in(&sso, &user(true)).is_ok());
-        assert!(ensure_password_sign_in(&sso, &user(false)).is_err());
-        assert!(ensure_password_sign_in(&settings(&[], false, false), &user(false)).is_ok());
+        assert!(ensure_password_sign_in(&sso, &member(true)).is_ok());
+        assert!(ensure_password_sign_in(&sso, &member(false)).is_err());
+        assert!(ensure_password_sign_in(&settings(&[], false, false), &member(false)).is_ok());
     }
 
     #[test]
     fn a_session_is_live_until_it_expires_or_is_revoked() {
-        let session = Session::start(&user(false), at(0), Duration::seconds(60));
+        let session = Session::start(&member(false), at(0), Duration::seconds(60));
         assert!(session.is_live_at(at(59)));
         assert!(!session.is_live_at(at(60)));
         let revoked = Session {
@@ -217,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_refresh_stops_when_the_user_or_the_policy_shuts_them_out() {
-        let member = user(false);
+        let member = member(false);
         let session = Session::start(&member, at(0), Duration::hours(1));
         let plain = settings(&[], false, false);
         let keep = |settings: &OrganizationSettings, user: &User, standing: Standing| {

@@ -118,13 +118,12 @@ pub fn invalid() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{OrganizationId, PermissionKey, UserId};
+    use crate::{
+        fixtures::{self, at},
+        ids::{OrganizationId, PermissionKey},
+    };
 
     const NOW: i64 = 1_800_000_000;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(NOW + seconds, 0).unwrap()
-    }
 
     fn claims() -> IdClaims {
         IdClaims {
@@ -195,18 +194,8 @@ mod tests {
     #[test]
     fn only_the_owner_configures_and_never_with_the_owner_role() {
         let user = |owner| User {
-            id: UserId::generate(),
-            organization_id: OrganizationId::generate(),
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            status: crate::model::UserStatus::Active,
             owner,
-            grants: vec![],
-            direct_grants: vec![],
-            created_at: at(0),
-            last_login_at: None,
-            invitation_expires_at: None,
+            ..fixtures::user()
         };
         assert!(ensure_may_configure(Some(&user(true))).is_ok());
         assert!(ensure_may_configure(Some(&user(false))).is_err());

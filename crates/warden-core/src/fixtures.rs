@@ -1,5 +1,13 @@
-//! Shared by the unit tests of the rules: the shipped catalogue and a small entity tree.
-use crate::{catalogue::Catalogue, decision::EntityTree, ids::EntityId};
+//! Values the unit tests of the rules share: the shipped catalogue, a small entity tree, a fixed
+//! instant and an ACTIVE member.
+use chrono::{DateTime, Utc};
+
+use crate::{
+    catalogue::Catalogue,
+    decision::EntityTree,
+    ids::{EntityId, OrganizationId, UserId},
+    model::{User, UserStatus},
+};
 
 const DEFAULT: &str = include_str!("../../../catalogue/default.toml");
 
@@ -18,4 +26,27 @@ pub fn tree() -> EntityTree {
         (entity(2), None),
         (entity(11), Some(entity(1))),
     ])
+}
+
+/// `seconds` after a fixed instant, so expiry tests are exact.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("in range")
+}
+
+/// An ACTIVE member who is not the owner, created at `at(0)`.
+pub fn user() -> User {
+    User {
+        id: UserId::generate(),
+        organization_id: OrganizationId::generate(),
+        email: "ada@example.com".into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        status: UserStatus::Active,
+        owner: false,
+        grants: vec![],
+        direct_grants: vec![],
+        created_at: at(0),
+        last_login_at: None,
+        invitation_expires_at: None,
+    }
 }

@@ -1,6 +1,7 @@
 //! Domain records → API messages, and the opaque page tokens of every list RPC.
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use jsonwebtoken::{DecodingKey, jwk::JwkSet};
 use warden_authz::Check;
 use warden_core::{
     Error,
@@ -12,9 +13,11 @@ use warden_core::{
         self, AuditFilter, NotificationKind, Scope, SecondFactorMethod, StatusFilter, UserChange,
         UserFilter, UserStatus,
     },
-    validate,
+    sso, validate,
 };
 use warden_proto::v1::{self, consistency::Requirement};
+
+use crate::services::auth::Tokens;
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -234,13 +237,8 @@ pub fn update_mask<const N: usize>(
     Ok(chosen)
 }
 
-/// Cuts a store result fetched with `limit + 1` rows. Goes with the last list RPC moved to `Page`.
-pub fn paginate<T>(items: Vec<T>, limit: u64, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
-    Page { limit, after: None }.cut(items, key)
-}
-
 /// `None` for the first page; a token not made by `page_token` is INVALID_ARGUMENT.
-pub fn parse_page_token(token: &str) -> Result<Option<String>, Error> {
+fn parse_page_token(token: &str) -> Result<Option<String>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -654,6 +652,126 @@ pub fn audit_event(event: model::AuditEvent) -> v1::AuditEvent {
         user_agent: event.user_agent.unwrap_or_default(),
         before_json: event.before.unwrap_or_default(),
         after_json: event.after.unwrap_or_default(),
+    }
+}
+
+// --- auth
+
+pub fn second_factor(factor: &model::SecondFactor) -> v1::SecondFactor {
+    v1::SecondFactor {
+        id: factor.id.to_string(),
+        method: method(factor.method) as i32,
+        confirmed: factor.confirmed,
+        phone_number: factor
+            .phone_number
+            .as_deref()
+            .map(crate::factors::masked)
+            .unwrap_or_default(),
+        create_time: Some(timestamp(factor.created_at)),
+    }
+}
+
+pub fn second_factor_method(method: v1::SecondFactorMethod) -> Result<SecondFactorMethod, Error> {
+    match method {
+        v1::SecondFactorMethod::Totp => Ok(SecondFactorMethod::Totp),
+        v1::SecondFactorMethod::Email => Ok(SecondFactorMethod::Email),
+        v1::SecondFactorMethod::Sms => Ok(SecondFactorMethod::Sms),
+        v1::SecondFactorMethod::Unspecified => Err(Error::invalid("method", "is required")),
+    }
+}
+
+pub fn signed_in(tokens: &Tokens) -> v1::SignInResponse {
+    v1::SignInResponse {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: Some(timestamp(tokens.expires_at)),
+        ..v1::SignInResponse::default()
+    }
+}
+
+/// A sign-in that waits for one of `usable` (or a recovery code) to complete `challenge`.
+pub fn sign_in_challenge(
+    challenge: &model::Challenge,
+    usable: &[model::SecondFactor],
+) -> v1::SignInResponse {
+    v1::SignInResponse {
+        second_factor_required: true,
+        challenge_id: challenge.id.to_string(),
+        factors: usable.iter().map(second_factor).collect(),
+        ..v1::SignInResponse::default()
+    }
+}
+
+pub fn second_factor_completed(tokens: &Tokens) -> v1::CompleteSecondFactorResponse {
+    v1::CompleteSecondFactorResponse {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: Some(timestamp(tokens.expires_at)),
+    }
+}
+
+pub fn second_factor_confirmed(factor: &model::SecondFactor) -> v1::ConfirmSecondFactorResponse {
+    v1::ConfirmSecondFactorResponse {
+        factor: Some(second_factor(factor)),
+    }
+}
+
+// --- sso
+
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// A provider's RFC 7517 JWK set, each key able to verify signatures.
+pub fn jwks(text: &str) -> Result<JwkSet, Error> {
+    if text.len() > MAX_JWKS_BYTES {
+        return Err(Error::invalid(
+            "jwks_json",
+            format!("must be at most {MAX_JWKS_BYTES} bytes"),
+        ));
+    }
+    let set: JwkSet = serde_json::from_str(text)
+        .map_err(|_| Error::invalid("jwks_json", "must be an RFC 7517 JWK set"))?;
+    if set.keys.is_empty() {
+        return Err(Error::invalid("jwks_json", "must hold at least one key"));
+    }
+    for key in &set.keys {
+        DecodingKey::from_jwk(key).map_err(|_| {
+            Error::invalid("jwks_json", "holds a key that cannot verify signatures")
+        })?;
+    }
+    Ok(set)
+}
+
+pub fn sso_config(
+    organization: OrganizationId,
+    input: v1::ConfigureSsoRequest,
+) -> Result<model::SsoConfig, Error> {
+    let issuer = validate::name("issuer", &input.issuer, 500)?;
+    let client_id = validate::name("client_id", &input.client_id, 200)?;
+    jwks(&input.jwks_json)?;
+    Ok(model::SsoConfig {
+        organization_id: organization,
+        enabled: input.enabled,
+        issuer,
+        client_id,
+        jwks_json: input.jwks_json,
+        default_role: sso::default_role(&input.default_role_id)?,
+    })
+}
+
+/// The configuration as the audit log keeps it: without the keys.
+pub fn sso_config_json(config: &model::SsoConfig) -> String {
+    serde_json::json!({
+        "enabled": config.enabled, "issuer": config.issuer, "client_id": config.client_id,
+        "default_role_id": config.default_role.to_string(),
+    })
+    .to_string()
+}
+
+pub fn sso_signed_in(tokens: &Tokens) -> v1::SignInWithSsoResponse {
+    v1::SignInWithSsoResponse {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: Some(timestamp(tokens.expires_at)),
     }
 }
 

@@ -6,11 +6,6 @@ use warden_core::Error;
 
 use crate::secrets::{random_bytes, sha256_hex};
 
-pub const CODE_TTL_MINUTES: i64 = 10;
-/// Wrong codes that end a challenge (or a pending confirmation).
-pub const MAX_CODE_FAILURES: i64 = 5;
-pub const CHALLENGE_TTL_MINUTES: i64 = 5;
-
 fn totp(secret: &[u8], account: &str) -> Result<totp_rs::Totp, Error> {
     Builder::new()
         .with_secret(secret.to_vec())

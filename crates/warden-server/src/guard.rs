@@ -4,7 +4,7 @@ use std::{net::IpAddr, num::NonZeroU32};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tonic::Request;
-use warden_core::Error;
+use warden_core::{Error, audit::Origin};
 
 use crate::{secrets::sha256_hex, state::AppState};
 
@@ -34,14 +34,13 @@ pub struct AttemptKeys {
 }
 
 impl AttemptKeys {
-    pub fn new<T>(check: Check, email: &str, request: &Request<T>) -> Self {
+    /// The keys of an attempt to prove `email`'s password or code, made from the call's origin.
+    pub fn of(check: Check, email: &str, origin: &Origin) -> Self {
         let kind = match check {
             Check::Password => "password",
             Check::Code => "code",
         };
-        let address = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
+        let address = origin.client_address.as_deref().unwrap_or("unknown");
         Self {
             account: format!(
                 "{kind}:account:{}",

@@ -3,7 +3,6 @@
 mod bad_tokens;
 mod call;
 pub mod config;
-mod context;
 mod convert;
 mod crypto;
 mod delivery;

@@ -2,18 +2,17 @@
 //! questions each RPC asks first (who calls, may they do this) are in `call.rs`.
 use std::sync::Arc;
 
-use tonic::{Request, Status};
 use warden_authz::Authorizer;
 use warden_core::{
     catalogue::Catalogue,
     clock::Clock,
-    decision::Target,
     ids::{ApiKeyId, OrganizationId, SessionId, UserId},
+    model::Actor,
     password::PasswordPolicy,
     ports::Store,
 };
 
-use crate::{config::Secret, secrets::PasswordHasher, status::to_status, tokens::TokenService};
+use crate::{config::Secret, secrets::PasswordHasher, tokens::TokenService};
 
 /// API key secrets look like `wk_<prefix>.<secret>`; the prefix finds the row, the whole string is hashed.
 pub const API_KEY_PREFIX: &str = "wk_";
@@ -61,31 +60,19 @@ pub enum Caller {
     Anonymous,
 }
 
+impl Caller {
+    /// Who the audit log names for this caller.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Caller::Operator => Actor::Operator,
+            Caller::User(user) => Actor::User(user.user),
+            Caller::ApiKey { .. } => Actor::ApiKey,
+            Caller::Anonymous => Actor::Anonymous,
+        }
+    }
+}
+
 impl AppState {
-    // The Status-returning forms below serve the services not yet in the call shape of `call.rs`
-    // (issue 12); they go when the last service has moved.
-    pub async fn authenticate<T>(self: &Arc<Self>, request: &Request<T>) -> Result<Caller, Status> {
-        crate::call::authenticate(self, request)
-            .await
-            .map_err(to_status)
-    }
-
-    pub async fn require(
-        &self,
-        caller: &Caller,
-        organization: OrganizationId,
-        permission: &str,
-        target: Target,
-    ) -> Result<UserCaller, Status> {
-        crate::call::require(self, caller, organization, permission, target)
-            .await
-            .map_err(to_status)
-    }
-
-    pub fn require_operator(&self, caller: &Caller) -> Result<(), Status> {
-        crate::call::require_operator(caller).map_err(to_status)
-    }
-
     /// Records an API key's last use at most once a minute per replica, off the request path.
     pub(crate) fn record_api_key_use(&self, key: ApiKeyId) {
         let now = std::time::Instant::now();

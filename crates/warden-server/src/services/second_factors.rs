@@ -1,153 +1,80 @@
 //! The second-factor RPCs of AuthService (SPEC §4): enrolment, challenges at sign-in, codes through
-//! the outbox, and admin-issued recovery codes. Every code check goes through the attempt throttle.
-use chrono::{DateTime, Duration, Utc};
-use tonic::{Request, Response, Status};
+//! the outbox, and admin-issued recovery codes. Every code check goes through the attempt throttle;
+//! the rules (lifetimes, limits, which factor completes what) are in `warden_core::second_factor`.
+use chrono::{DateTime, Utc};
+use tonic::Request;
 use warden_core::{
     Error,
+    audit::Action,
     decision::Target,
-    ids::{ChallengeId, FactorId, NotificationId, OrganizationId, UserId},
+    ids::{ChallengeId, FactorId, OrganizationId, UserId},
     model::{
-        Actor, Challenge, Notification, NotificationKind, PendingCode, RecoveryCode, SecondFactor,
-        SecondFactorMethod, User, UserStatus,
+        Challenge, Notification, OrganizationSettings, PendingCode, RecoveryCode, SecondFactor,
+        SecondFactorMethod, User,
     },
-    page,
+    second_factor, sign_in,
 };
 use warden_proto::v1;
 
 use crate::{
-    context::RequestContext,
-    convert,
-    factors::{self, CHALLENGE_TTL_MINUTES, CODE_TTL_MINUTES, MAX_CODE_FAILURES},
+    call::{acting_on, anonymous, call},
+    convert::{self, Page},
+    factors,
     guard::{AttemptKeys, Check},
     secrets::random_token,
-    services::auth::Auth,
+    services::auth::{Auth, me},
     state::AppState,
-    status::to_status,
 };
-
-/// Recovery codes are valid for a day after they are issued.
-const RECOVERY_CODE_TTL_HOURS: i64 = 24;
-const MAX_FACTORS_PER_USER: usize = 10;
-
-fn method(method: v1::SecondFactorMethod) -> Result<SecondFactorMethod, Error> {
-    match method {
-        v1::SecondFactorMethod::Totp => Ok(SecondFactorMethod::Totp),
-        v1::SecondFactorMethod::Email => Ok(SecondFactorMethod::Email),
-        v1::SecondFactorMethod::Sms => Ok(SecondFactorMethod::Sms),
-        v1::SecondFactorMethod::Unspecified => Err(Error::invalid("method", "is required")),
-    }
-}
-
-pub fn message(factor: &SecondFactor) -> v1::SecondFactor {
-    v1::SecondFactor {
-        id: factor.id.to_string(),
-        method: convert::method(factor.method) as i32,
-        confirmed: factor.confirmed,
-        phone_number: factor
-            .phone_number
-            .as_deref()
-            .map(factors::masked)
-            .unwrap_or_default(),
-        create_time: Some(convert::timestamp(factor.created_at)),
-    }
-}
-
-fn code_notification(
-    user: &User,
-    factor: &SecondFactor,
-    code: String,
-    now: DateTime<Utc>,
-) -> Notification {
-    let (kind, recipient) = match (factor.method, &factor.phone_number) {
-        (SecondFactorMethod::Sms, Some(phone)) => (NotificationKind::SmsCode, phone.clone()),
-        _ => (NotificationKind::EmailCode, user.email.clone()),
-    };
-    Notification {
-        id: NotificationId::generate(),
-        organization_id: user.organization_id,
-        kind,
-        recipient,
-        token: None,
-        code: Some(code),
-        created_at: now,
-    }
-}
 
 fn recovery_hash(code: &str) -> String {
     factors::code_hash("recovery", code)
 }
 
+/// A factor being enrolled, with what the user needs to confirm it.
+struct Enrolment {
+    factor: SecondFactor,
+    /// TOTP: the secret in base32 and the `otpauth://` URI, shown once.
+    totp: Option<(String, String)>,
+    /// Email and SMS: the code to confirm with, and the message that carries it.
+    confirmation: Option<(PendingCode, Notification)>,
+}
+
 impl AppState {
-    /// After a right password: a challenge when the user has a usable factor or the organisation
-    /// requires one; `None` to sign in at once. A required factor with none configured is LOCKED
-    /// unless an admin issued a recovery code.
-    pub async fn second_factor_challenge(
+    /// After a right password: a challenge and the factors that complete it, or `None` to sign in
+    /// at once. A LOCKED user is refused unless an admin issued a recovery code.
+    pub(crate) async fn challenge(
         &self,
         user: &User,
+        settings: &OrganizationSettings,
         now: DateTime<Utc>,
-    ) -> Result<Option<v1::SignInResponse>, Error> {
-        let organization = self
-            .store
-            .find_organization(user.organization_id)
-            .await?
-            .ok_or(Error::NotFound("organization"))?;
-        if organization.settings.sso_enabled && !user.owner {
-            return Err(Error::FailedPrecondition(
-                "sign in with your organization's identity provider".into(),
-            ));
-        }
-        let usable = self.usable_factors(user).await?;
-        if usable.is_empty() && !organization.settings.require_second_factor {
-            return Ok(None);
-        }
-        if usable.is_empty()
-            && !self
-                .store
-                .has_recovery_code(user.organization_id, user.id, now)
-                .await?
-        {
-            return Err(Error::FailedPrecondition(
-                "a second factor is required and none is set up: ask an admin for a recovery code"
-                    .into(),
-            ));
-        }
-        let challenge = Challenge {
-            id: ChallengeId::generate(),
-            organization_id: user.organization_id,
-            user_id: user.id,
-            created_at: now,
-            expires_at: now + Duration::minutes(CHALLENGE_TTL_MINUTES),
-            failed_attempts: 0,
-            code: None,
-            completed: false,
-        };
-        self.store.create_challenge(&challenge).await?;
-        Ok(Some(v1::SignInResponse {
-            access_token: String::new(),
-            refresh_token: String::new(),
-            expires_at: None,
-            second_factor_required: true,
-            challenge_id: challenge.id.to_string(),
-            factors: usable.iter().map(message).collect(),
-        }))
-    }
-
-    /// The user's confirmed factors whose method the organisation allows.
-    async fn usable_factors(&self, user: &User) -> Result<Vec<SecondFactor>, Error> {
-        let organization = self
-            .store
-            .find_organization(user.organization_id)
-            .await?
-            .ok_or(Error::NotFound("organization"))?;
-        let allowed = organization.settings.allowed_second_factors;
+    ) -> Result<Option<(Challenge, Vec<SecondFactor>)>, Error> {
         let factors = self
             .store
             .list_factors(user.organization_id, user.id)
             .await?;
-        Ok(factors
-            .into_iter()
-            .filter(|factor| factor.confirmed && allowed.contains(&factor.method))
-            .collect())
+        let usable = sign_in::usable_factors(settings, factors);
+        let step = sign_in::second_step(settings, &usable);
+        let has_recovery_code = step == sign_in::SecondStep::Locked
+            && self
+                .store
+                .has_recovery_code(user.organization_id, user.id, now)
+                .await?;
+        if !step.needs_challenge(has_recovery_code)? {
+            return Ok(None);
+        }
+        let challenge = Challenge::open(user, now);
+        self.store.create_challenge(&challenge).await?;
+        Ok(Some((challenge, usable)))
+    }
+
+    /// The user's factors that may complete a sign-in under their organisation's current policy.
+    async fn usable_factors(&self, user: &User) -> Result<Vec<SecondFactor>, Error> {
+        let settings = self.settings_of(user.organization_id).await?;
+        let factors = self
+            .store
+            .list_factors(user.organization_id, user.id)
+            .await?;
+        Ok(sign_in::usable_factors(&settings, factors))
     }
 
     /// A challenge that can still be completed, and its user.
@@ -157,24 +84,13 @@ impl AppState {
         now: DateTime<Utc>,
     ) -> Result<(Challenge, User), Error> {
         let id = ChallengeId::parse("challenge_id", id)?;
-        let challenge = self
-            .store
-            .find_challenge(id)
-            .await?
-            .ok_or(Error::NotFound("challenge"))?;
-        if challenge.completed
-            || challenge.expires_at <= now
-            || challenge.failed_attempts >= MAX_CODE_FAILURES
-        {
-            return Err(Error::NotFound("challenge"));
-        }
+        let challenge = self.store.find_challenge(id).await?;
+        let challenge = challenge.ok_or(Error::NotFound("challenge"))?;
         let user = self
             .store
             .find_user(challenge.organization_id, challenge.user_id)
             .await?;
-        let user = user
-            .filter(|user| user.status == UserStatus::Active)
-            .ok_or(Error::NotFound("challenge"))?;
+        let user = challenge.ensure_open(user, now)?;
         Ok((challenge, user))
     }
 
@@ -199,403 +115,265 @@ impl AppState {
         }
         Ok(false)
     }
+
+    /// Whether `code` completes the challenge: the code sent for it, a TOTP step or a recovery
+    /// code, in that order; the latter two are spent when they match.
+    async fn accepts_challenge_code(
+        &self,
+        challenge: &Challenge,
+        user: &User,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let usable = self.usable_factors(user).await?;
+        let sent = factors::code_hash(&challenge.id.to_string(), code);
+        if challenge.accepts_sent_code(&usable, &sent, now)
+            || self.accept_totp(&usable, code, now).await?
+        {
+            return Ok(true);
+        }
+        self.store
+            .use_recovery_code(user.organization_id, user.id, &recovery_hash(code), now)
+            .await
+    }
+
+    /// Whether `code` confirms a new factor: a current TOTP step, or the code sent at enrolment.
+    async fn accepts_confirmation(
+        &self,
+        factor: &SecondFactor,
+        pending: Option<PendingCode>,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        match factor.method {
+            SecondFactorMethod::Totp => {
+                self.accept_totp(std::slice::from_ref(factor), code, now)
+                    .await
+            }
+            SecondFactorMethod::Email | SecondFactorMethod::Sms => {
+                let hash = factors::code_hash(&factor.id.to_string(), code);
+                Ok(pending.is_some_and(|pending| pending.accepts(&hash, now)))
+            }
+        }
+    }
+
+    /// A new factor of `user`: a sealed TOTP secret, or a confirmation code through the outbox.
+    fn enrolment(
+        &self,
+        user: &User,
+        method: SecondFactorMethod,
+        phone_number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Enrolment, Error> {
+        let mut factor = SecondFactor::enroll(user.organization_id, user.id, method, now);
+        if method == SecondFactorMethod::Totp {
+            let (secret, base32, uri) = factors::new_totp(&user.email)?;
+            factor.encrypted_secret = Some(self.sealer.seal(&secret)?);
+            return Ok(Enrolment {
+                factor,
+                totp: Some((base32, uri)),
+                confirmation: None,
+            });
+        }
+        if method == SecondFactorMethod::Sms {
+            factor.phone_number = Some(factors::phone_number(phone_number)?);
+        }
+        let code = factors::new_code()?;
+        let pending = PendingCode::new(
+            factors::code_hash(&factor.id.to_string(), &code),
+            factor.id,
+            now,
+        );
+        let notification = Notification::second_factor_code(user, &factor, code, now);
+        Ok(Enrolment {
+            factor,
+            totp: None,
+            confirmation: Some((pending, notification)),
+        })
+    }
 }
 
 impl Auth {
-    pub async fn send_code(
+    pub(crate) async fn send_code(
         &self,
         request: Request<v1::SendSecondFactorCodeRequest>,
-    ) -> Result<Response<v1::SendSecondFactorCodeResponse>, Status> {
-        let state = &self.0;
-        state.rate_limit(&request).map_err(to_status)?;
-        let input = request.into_inner();
-        let now = self.0.clock.now();
-        let (challenge, user) = state
-            .open_challenge(&input.challenge_id, now)
-            .await
-            .map_err(to_status)?;
-        let factor_id = FactorId::parse("factor_id", &input.factor_id).map_err(to_status)?;
-        let usable = state.usable_factors(&user).await.map_err(to_status)?;
-        let factor = usable
-            .into_iter()
-            .find(|factor| factor.id == factor_id && factor.method != SecondFactorMethod::Totp)
-            .ok_or_else(|| to_status(Error::NotFound("factor")))?;
-        let code = factors::new_code().map_err(to_status)?;
-        let pending = PendingCode {
-            hash: factors::code_hash(&challenge.id.to_string(), &code),
-            factor: factor.id,
-            expires_at: now + Duration::minutes(CODE_TTL_MINUTES),
-            failed_attempts: 0,
-        };
-        let notification = code_notification(&user, &factor, code, now);
-        state
+    ) -> Result<v1::SendSecondFactorCodeResponse, Error> {
+        let (call, input) = anonymous(&self.0, request)?;
+        let (challenge, user) = self.0.open_challenge(&input.challenge_id, call.now).await?;
+        let factor_id = FactorId::parse("factor_id", &input.factor_id)?;
+        let usable = self.0.usable_factors(&user).await?;
+        let factor = second_factor::code_factor(usable, factor_id)?;
+        let code = factors::new_code()?;
+        let hash = factors::code_hash(&challenge.id.to_string(), &code);
+        let pending = PendingCode::new(hash, factor.id, call.now);
+        let notification = Notification::second_factor_code(&user, &factor, code, call.now);
+        self.0
             .store
             .set_challenge_code(challenge.id, &pending, &notification)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::SendSecondFactorCodeResponse {
+            .await?;
+        Ok(v1::SendSecondFactorCodeResponse {
             expire_time: Some(convert::timestamp(pending.expires_at)),
-        }))
+        })
     }
 
-    pub async fn complete(
+    pub(crate) async fn complete(
         &self,
         request: Request<v1::CompleteSecondFactorRequest>,
-    ) -> Result<Response<v1::CompleteSecondFactorResponse>, Status> {
-        let state = &self.0;
-        state.rate_limit(&request).map_err(to_status)?;
-        let context = RequestContext::of(&request);
-        let now = self.0.clock.now();
-        let (challenge, user) = state
-            .open_challenge(&request.get_ref().challenge_id, now)
-            .await
-            .map_err(to_status)?;
-        let keys = AttemptKeys::new(Check::Code, &user.email, &request);
-        let code = request.into_inner().code.trim().to_owned();
-        if code.is_empty() || code.len() > 100 {
-            return Err(to_status(Error::invalid(
-                "code",
-                "is required and at most 100 characters",
-            )));
-        }
-        state.begin_attempt(&keys).await.map_err(to_status)?;
-        // Only confirmed factors of a method the organisation still allows complete a sign-in.
-        let usable = state.usable_factors(&user).await.map_err(to_status)?;
-        let sent_code = challenge.code.as_ref().is_some_and(|pending| {
-            pending.expires_at > now
-                && usable.iter().any(|factor| factor.id == pending.factor)
-                && pending.hash == factors::code_hash(&challenge.id.to_string(), &code)
-        });
-        let accepted = sent_code
-            || state
-                .accept_totp(&usable, &code, now)
-                .await
-                .map_err(to_status)?
-            || state
-                .store
-                .use_recovery_code(user.organization_id, user.id, &recovery_hash(&code), now)
-                .await
-                .map_err(to_status)?;
+    ) -> Result<v1::CompleteSecondFactorResponse, Error> {
+        let (call, input) = anonymous(&self.0, request)?;
+        let (challenge, user) = self.0.open_challenge(&input.challenge_id, call.now).await?;
+        let keys = AttemptKeys::of(Check::Code, &user.email, &call.origin);
+        let code = second_factor::code(&input.code)?;
+        self.0.begin_attempt(&keys).await?;
+        let accepted = self
+            .0
+            .accepts_challenge_code(&challenge, &user, code, call.now)
+            .await?;
         if !accepted {
-            let failures = state
-                .store
-                .record_challenge_failure(challenge.id)
-                .await
-                .map_err(to_status)?;
-            let reason = if failures >= MAX_CODE_FAILURES {
-                "code: incorrect; the challenge has ended"
-            } else {
-                "code: incorrect"
-            };
-            return Err(to_status(Error::Unauthenticated(reason)));
+            let failures = self.0.store.record_challenge_failure(challenge.id).await?;
+            return Err(second_factor::wrong_code(failures));
         }
-        state.attempt_succeeded(&keys).await.map_err(to_status)?;
-        if !state
+        self.0.attempt_succeeded(&keys).await?;
+        if !self
+            .0
             .store
-            .complete_challenge(challenge.id, now)
-            .await
-            .map_err(to_status)?
+            .complete_challenge(challenge.id, call.now)
+            .await?
         {
-            return Err(to_status(Error::NotFound("challenge"))); // A concurrent completion won.
+            return Err(Error::NotFound("challenge")); // A concurrent completion won.
         }
-        let tokens = state
-            .start_session(&user, &context, now)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::CompleteSecondFactorResponse {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_at: Some(convert::timestamp(tokens.expires_at)),
-        }))
+        let tokens = self.0.start_session(&user, &call).await?;
+        Ok(convert::second_factor_completed(&tokens))
     }
 
-    pub async fn enroll(
+    pub(crate) async fn enroll(
         &self,
         request: Request<v1::EnrollSecondFactorRequest>,
-    ) -> Result<Response<v1::EnrollSecondFactorResponse>, Status> {
-        let state = &self.0;
-        let me = state.signed_in_user(&state.authenticate(&request).await?)?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let method = method(input.method()).map_err(to_status)?;
-        let organization = state
-            .store
-            .find_organization(me.organization)
-            .await
-            .map_err(to_status)?;
-        let organization =
-            organization.ok_or_else(|| to_status(Error::NotFound("organization")))?;
-        if !organization
-            .settings
-            .allowed_second_factors
-            .contains(&method)
-        {
-            return Err(to_status(Error::FailedPrecondition(format!(
-                "method: {} is not allowed by your organization",
-                method.as_str()
-            ))));
-        }
-        let user = state
-            .store
-            .find_user(me.organization, me.user)
-            .await
-            .map_err(to_status)?;
-        let user = user.ok_or_else(|| to_status(Error::NotFound("user")))?;
-        if state
-            .store
-            .list_factors(me.organization, me.user)
-            .await
-            .map_err(to_status)?
-            .len()
-            >= MAX_FACTORS_PER_USER
-        {
-            return Err(to_status(Error::FailedPrecondition(format!(
-                "at most {MAX_FACTORS_PER_USER} factors per user"
-            ))));
-        }
-        let now = self.0.clock.now();
-        let mut factor = SecondFactor {
-            id: FactorId::generate(),
-            organization_id: me.organization,
-            user_id: me.user,
-            method,
-            confirmed: false,
-            phone_number: None,
-            encrypted_secret: None,
-            created_at: now,
-        };
-        let (mut totp_secret, mut otpauth_uri) = (String::new(), String::new());
-        let mut confirmation = None;
-        match method {
-            SecondFactorMethod::Totp => {
-                let (secret, base32, uri) = factors::new_totp(&user.email).map_err(to_status)?;
-                factor.encrypted_secret = Some(state.sealer.seal(&secret).map_err(to_status)?);
-                (totp_secret, otpauth_uri) = (base32, uri);
-            }
-            SecondFactorMethod::Email | SecondFactorMethod::Sms => {
-                if method == SecondFactorMethod::Sms {
-                    factor.phone_number =
-                        Some(factors::phone_number(&input.phone_number).map_err(to_status)?);
-                }
-                let code = factors::new_code().map_err(to_status)?;
-                let pending = PendingCode {
-                    hash: factors::code_hash(&factor.id.to_string(), &code),
-                    factor: factor.id,
-                    expires_at: now + Duration::minutes(CODE_TTL_MINUTES),
-                    failed_attempts: 0,
-                };
-                confirmation = Some((pending, code_notification(&user, &factor, code, now)));
-            }
-        }
-        let audit = context.audit(
-            me.organization,
-            Actor::User(me.user),
-            "user.second_factor_enrolled",
-            "second_factor",
-            factor.id.to_string(),
-            None,
-            Some(serde_json::json!({ "method": method.as_str() }).to_string()),
-            now,
-        );
-        state
+    ) -> Result<v1::EnrollSecondFactorResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let me = me(&call)?;
+        let method = convert::second_factor_method(input.method())?;
+        let settings = self.0.settings_of(me.organization).await?;
+        let enrolled = self.0.store.list_factors(me.organization, me.user).await?;
+        second_factor::ensure_may_enroll(&settings, method, enrolled.len())?;
+        let user = self.0.signed_in_user(me).await?;
+        let enrolment = self
+            .0
+            .enrolment(&user, method, &input.phone_number, call.now)?;
+        let factor = &enrolment.factor;
+        let after = serde_json::json!({ "method": method.as_str() }).to_string();
+        let audit = call
+            .audit(me.organization, Action::SecondFactorEnrolled, factor.id)
+            .after(after);
+        let confirmation = enrolment.confirmation.as_ref();
+        self.0
             .store
             .create_factor(
-                &factor,
-                confirmation
-                    .as_ref()
-                    .map(|(pending, notification)| (pending, notification)),
+                factor,
+                confirmation.map(|(code, sent)| (code, sent)),
                 &audit,
             )
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::EnrollSecondFactorResponse {
-            factor: Some(message(&factor)),
+            .await?;
+        let (totp_secret, otpauth_uri) = enrolment.totp.unwrap_or_default();
+        Ok(v1::EnrollSecondFactorResponse {
+            factor: Some(convert::second_factor(factor)),
             totp_secret,
             otpauth_uri,
-        }))
+        })
     }
 
-    pub async fn confirm(
+    pub(crate) async fn confirm(
         &self,
         request: Request<v1::ConfirmSecondFactorRequest>,
-    ) -> Result<Response<v1::ConfirmSecondFactorResponse>, Status> {
-        let state = &self.0;
-        let me = state.signed_in_user(&state.authenticate(&request).await?)?;
-        let context = RequestContext::of(&request);
-        let user = state
-            .store
-            .find_user(me.organization, me.user)
-            .await
-            .map_err(to_status)?;
-        let keys = AttemptKeys::new(
-            Check::Code,
-            user.map(|user| user.email).as_deref().unwrap_or_default(),
-            &request,
-        );
-        let input = request.into_inner();
-        let id = FactorId::parse("factor_id", &input.factor_id).map_err(to_status)?;
-        let found = state
+    ) -> Result<v1::ConfirmSecondFactorResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let me = me(&call)?;
+        let user = self.0.store.find_user(me.organization, me.user).await?;
+        let email = user.map(|user| user.email).unwrap_or_default();
+        let keys = AttemptKeys::of(Check::Code, &email, &call.origin);
+        let id = FactorId::parse("factor_id", &input.factor_id)?;
+        let found = self
+            .0
             .store
             .find_factor(me.organization, me.user, id)
-            .await
-            .map_err(to_status)?;
-        let (factor, pending) = found.ok_or_else(|| to_status(Error::NotFound("factor")))?;
-        if factor.confirmed {
-            return Ok(Response::new(v1::ConfirmSecondFactorResponse {
-                factor: Some(message(&factor)),
-            }));
+            .await?;
+        let (factor, pending) = found.ok_or(Error::NotFound("factor"))?;
+        if !factor.confirmed {
+            self.0.begin_attempt(&keys).await?;
+            let code = input.code.trim();
+            if !self
+                .0
+                .accepts_confirmation(&factor, pending, code, call.now)
+                .await?
+            {
+                self.0.store.record_factor_failure(factor.id).await?;
+                return Err(Error::Unauthenticated("code: incorrect"));
+            }
+            self.0.attempt_succeeded(&keys).await?;
+            let audit = call.audit(me.organization, Action::SecondFactorConfirmed, factor.id);
+            let confirmed = self.0.store.confirm_factor(factor.id, &audit).await?;
+            return Ok(convert::second_factor_confirmed(&confirmed));
         }
-        state.begin_attempt(&keys).await.map_err(to_status)?;
-        let now = self.0.clock.now();
-        let code = input.code.trim();
-        let accepted = match factor.method {
-            SecondFactorMethod::Totp => state
-                .accept_totp(std::slice::from_ref(&factor), code, now)
-                .await
-                .map_err(to_status)?,
-            SecondFactorMethod::Email | SecondFactorMethod::Sms => pending.is_some_and(|pending| {
-                pending.expires_at > now
-                    && pending.failed_attempts < MAX_CODE_FAILURES
-                    && pending.hash == factors::code_hash(&factor.id.to_string(), code)
-            }),
-        };
-        if !accepted {
-            state
-                .store
-                .record_factor_failure(factor.id)
-                .await
-                .map_err(to_status)?;
-            return Err(to_status(Error::Unauthenticated("code: incorrect")));
-        }
-        state.attempt_succeeded(&keys).await.map_err(to_status)?;
-        let audit = context.audit(
-            me.organization,
-            Actor::User(me.user),
-            "user.second_factor_confirmed",
-            "second_factor",
-            factor.id.to_string(),
-            None,
-            None,
-            now,
-        );
-        let factor = state
-            .store
-            .confirm_factor(factor.id, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::ConfirmSecondFactorResponse {
-            factor: Some(message(&factor)),
-        }))
+        Ok(convert::second_factor_confirmed(&factor))
     }
 
-    pub async fn list_factors(
+    pub(crate) async fn list_factors(
         &self,
         request: Request<v1::ListSecondFactorsRequest>,
-    ) -> Result<Response<v1::ListSecondFactorsResponse>, Status> {
-        let state = &self.0;
-        let me = state.signed_in_user(&state.authenticate(&request).await?)?;
-        let input = request.into_inner();
-        let limit = page::page_size(input.page_size).map_err(to_status)?;
-        let after = convert::parse_page_token(&input.page_token).map_err(to_status)?;
-        let all = state
-            .store
-            .list_factors(me.organization, me.user)
-            .await
-            .map_err(to_status)?;
+    ) -> Result<v1::ListSecondFactorsResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let me = me(&call)?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let all = self.0.store.list_factors(me.organization, me.user).await?;
         // A user has at most ten factors: paging happens here, over the ordered list.
-        let rest: Vec<_> = all
+        let rest: Vec<SecondFactor> = all
             .into_iter()
             .filter(|factor| {
-                after
+                page.after
                     .as_ref()
                     .is_none_or(|after| factor.id.to_string() > *after)
             })
             .collect();
-        let (page, next_page_token) =
-            convert::paginate(rest, limit, |factor| factor.id.to_string());
-        Ok(Response::new(v1::ListSecondFactorsResponse {
-            factors: page.iter().map(message).collect(),
+        let (factors, next_page_token) = page.cut(rest, |factor| factor.id.to_string());
+        Ok(v1::ListSecondFactorsResponse {
+            factors: factors.iter().map(convert::second_factor).collect(),
             next_page_token,
-        }))
+        })
     }
 
-    pub async fn remove_factor(
+    pub(crate) async fn remove_factor(
         &self,
         request: Request<v1::RemoveSecondFactorRequest>,
-    ) -> Result<Response<v1::RemoveSecondFactorResponse>, Status> {
-        let state = &self.0;
-        let me = state.signed_in_user(&state.authenticate(&request).await?)?;
-        let context = RequestContext::of(&request);
-        let id = FactorId::parse("factor_id", &request.get_ref().factor_id).map_err(to_status)?;
-        let now = self.0.clock.now();
-        let audit = context.audit(
-            me.organization,
-            Actor::User(me.user),
-            "user.second_factor_removed",
-            "second_factor",
-            id.to_string(),
-            None,
-            None,
-            now,
-        );
-        state
+    ) -> Result<v1::RemoveSecondFactorResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let me = me(&call)?;
+        let id = FactorId::parse("factor_id", &input.factor_id)?;
+        let audit = call.audit(me.organization, Action::SecondFactorRemoved, id);
+        self.0
             .store
             .remove_factor(me.organization, me.user, id, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::RemoveSecondFactorResponse {}))
+            .await?;
+        Ok(v1::RemoveSecondFactorResponse {})
     }
 
-    pub async fn issue_recovery_code(
+    pub(crate) async fn issue_recovery(
         &self,
         request: Request<v1::IssueRecoveryCodeRequest>,
-    ) -> Result<Response<v1::IssueRecoveryCodeResponse>, Status> {
-        let state = &self.0;
-        let caller = state.authenticate(&request).await?;
-        let context = RequestContext::of(&request);
-        let input = request.into_inner();
-        let organization =
-            OrganizationId::parse("organization_id", &input.organization_id).map_err(to_status)?;
-        let target = UserId::parse("user_id", &input.user_id).map_err(to_status)?;
-        let me = state
-            .require(
-                &caller,
-                organization,
-                "security.write",
-                Target::Organization,
-            )
+    ) -> Result<v1::IssueRecoveryCodeResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+        let target = UserId::parse("user_id", &input.user_id)?;
+        let me = call
+            .require(organization, "security.write", Target::Organization)
             .await?;
-        crate::call::acting_on(state, me, organization, target)
-            .await
-            .map_err(to_status)?;
-        let now = self.0.clock.now();
-        let code = random_token(24).map_err(to_status)?; // 192 bits; shown once, stored hashed.
-        let recovery = RecoveryCode {
-            id: uuid::Uuid::now_v7(),
-            organization_id: organization,
-            user_id: target,
-            code_hash: recovery_hash(&code),
-            created_at: now,
-            expires_at: now + Duration::hours(RECOVERY_CODE_TTL_HOURS),
-        };
-        let audit = context.audit(
-            organization,
-            caller.actor(),
-            "user.recovery_code_issued",
-            "user",
-            target.to_string(),
-            None,
-            None,
-            now,
-        );
-        state
-            .store
-            .issue_recovery_code(&recovery, &audit)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(v1::IssueRecoveryCodeResponse {
+        acting_on(&self.0, me, organization, target).await?;
+        let code = random_token(24)?; // 192 bits; shown once, stored hashed.
+        let recovery = RecoveryCode::issue(organization, target, recovery_hash(&code), call.now);
+        let audit = call.audit(organization, Action::RecoveryCodeIssued, target);
+        self.0.store.issue_recovery_code(&recovery, &audit).await?;
+        Ok(v1::IssueRecoveryCodeResponse {
             recovery_code: code,
             expire_time: Some(convert::timestamp(recovery.expires_at)),
-        }))
+        })
     }
 }

@@ -2,10 +2,10 @@
 //! The rules are in `warden_core::users` and `warden_core::ownership`; bodies read
 //! convert → decide → store → convert.
 use chrono::{DateTime, Utc};
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
-    audit::Action,
+    audit::{Action, Origin},
     decision::Target,
     ids::{InvitationId, NotificationId, OrganizationId, UserId},
     model::{
@@ -196,12 +196,6 @@ pub(super) async fn hand_over(
         .await?;
     tracing::info!(organization_id = %organization, owner_id = %owner.id, action = audit.action, "ownership changed");
     Ok(owner)
-}
-
-/// The connection a request came over, kept aside because `call` consumes the request and the
-/// password throttle keys on the caller's address.
-fn connection<T>(request: &Request<T>) -> Request<()> {
-    Request::from_parts(MetadataMap::new(), request.extensions().clone(), ())
 }
 
 impl Users {
@@ -529,13 +523,12 @@ impl Users {
         &self,
         request: Request<v1::TransferOwnershipRequest>,
     ) -> Result<v1::TransferOwnershipResponse, Error> {
-        let connection = connection(&request);
         let (call, input) = call(&self.0, request).await?;
         let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
         let new_owner = UserId::parse("new_owner_user_id", &input.new_owner_user_id)?;
         let me = call.member(organization)?;
         let owner = ownership::ensure_owner(self.0.store.find_user(organization, me.user).await?)?;
-        self.confirm_password(&owner, input.password, &connection)
+        self.confirm_password(&owner, input.password, &call.origin)
             .await?;
         let audit = call
             .audit(organization, Action::OwnershipTransferred, organization)
@@ -552,9 +545,9 @@ impl Users {
         &self,
         owner: &User,
         password: String,
-        connection: &Request<()>,
+        origin: &Origin,
     ) -> Result<(), Error> {
-        let keys = AttemptKeys::new(Check::Password, &owner.email, connection);
+        let keys = AttemptKeys::of(Check::Password, &owner.email, origin);
         let email = Email::parse("email", &owner.email)?;
         let hash = self
             .0

@@ -159,3 +159,56 @@ async fn concurrent_transfers_leave_exactly_one_owner() {
         1
     );
 }
+
+#[tokio::test]
+async fn of_four_concurrent_transfers_by_the_owner_exactly_one_succeeds() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let mut admins = vec![];
+    for n in 0..4 {
+        let email = format!("admin{n}@example.com");
+        admins.push(server.member(&org, &email, vec![grant("admin", &[])]).await);
+    }
+    let transfers = admins.iter().map(|admin| {
+        let mut owner = server.users(&org.owner_token);
+        let request = v1::TransferOwnershipRequest {
+            organization_id: org.id.clone(),
+            new_owner_user_id: admin.id.clone(),
+            password: PASSWORD.into(),
+        };
+        tokio::spawn(async move { owner.transfer_ownership(request).await })
+    });
+    let handles: Vec<_> = transfers.collect();
+    let mut answers = vec![];
+    for handle in handles {
+        answers.push(handle.await.unwrap());
+    }
+    let won: Vec<_> = answers.iter().filter(|answer| answer.is_ok()).collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for answer in &answers {
+        if let Err(status) = answer {
+            assert!(
+                matches!(
+                    status.code(),
+                    Code::FailedPrecondition | Code::PermissionDenied | Code::Unauthenticated
+                ),
+                "{status:?}"
+            );
+        }
+    }
+    let owners: Vec<_> = server
+        .users(&org.owner_token)
+        .list_users(v1::ListUsersRequest {
+            organization_id: org.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(|reply| reply.into_inner().users)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|user| user.owner)
+        .collect();
+    // The old owner's session may no longer list users as owner; the database tells the truth.
+    assert!(owners.len() <= 1, "{owners:?}");
+    assert_eq!(server.db.count("users WHERE owner_of IS NOT NULL").await, 1);
+}

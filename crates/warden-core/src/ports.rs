@@ -56,11 +56,14 @@ pub trait OrganizationStore: Send + Sync {
         limit: u64,
     ) -> Result<Vec<Entity>, Error>;
     /// Makes an ACTIVE holder of `admin` the owner and the previous owner (if any) an admin on all
-    /// entities, in one transaction; the database's unique owner column keeps exactly one owner.
+    /// entities, in one transaction that first locks the organisation, so concurrent changes run
+    /// one after the other; the unique owner column keeps exactly one owner. With `from`, the
+    /// transfer happens only while `from` is still the owner (`PermissionDenied` otherwise).
     /// `FailedPrecondition` when the new owner is not an active admin.
     async fn transfer_ownership(
         &self,
         organization: OrganizationId,
+        from: Option<UserId>,
         new_owner: UserId,
         audit: &AuditEvent,
     ) -> Result<User, Error>;

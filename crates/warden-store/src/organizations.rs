@@ -166,10 +166,20 @@ impl OrganizationStore for SqlStore {
     async fn transfer_ownership(
         &self,
         organization: OrganizationId,
+        from: Option<UserId>,
         new_owner: UserId,
         audit: &AuditEvent,
     ) -> Result<User, Error> {
         let txn = self.begin().await?;
+        // Ownership changes of one organisation queue here (FOR UPDATE on PostgreSQL; SQLite's
+        // IMMEDIATE transaction already holds the write lock), so the owner read below is the one
+        // this transaction replaces.
+        organizations::Entity::find_by_id(organization.to_string())
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::NotFound("organization"))?;
         let candidate = reload_user(&txn, organization, new_owner).await?;
         let is_admin = candidate
             .grants
@@ -188,6 +198,15 @@ impl OrganizationStore for SqlStore {
             .one(&txn)
             .await
             .map_err(internal)?;
+        if let Some(from) = from
+            && previous
+                .as_ref()
+                .is_none_or(|owner| owner.id != from.to_string())
+        {
+            return Err(Error::PermissionDenied(
+                "only the owner can transfer ownership".into(),
+            ));
+        }
         // Clear, then set: the unique owner column never holds two owners, even for an instant.
         users::Entity::update_many()
             .col_expr(users::Column::OwnerOf, Expr::value(Option::<String>::None))

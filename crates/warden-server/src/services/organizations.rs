@@ -305,7 +305,7 @@ impl Organizations {
         let new_owner = UserId::parse("new_owner_user_id", &input.new_owner_user_id)?;
         self.organization(id).await?;
         let audit = call.audit(id, Action::OwnershipReassigned, id);
-        let owner = hand_over(&self.0, new_owner, audit).await?;
+        let owner = hand_over(&self.0, None, new_owner, audit).await?;
         Ok(v1::ReassignOwnershipResponse {
             owner: written(&owner, call.now),
             consistency_token: convert::consistency_token(call.now),

@@ -179,6 +179,7 @@ fn new_invitation(
 /// applies it conditionally, so a concurrent change still leaves exactly one owner.
 pub(super) async fn hand_over(
     state: &AppState,
+    from: Option<UserId>,
     new_owner: UserId,
     audit: AuditEvent,
 ) -> Result<User, Error> {
@@ -192,7 +193,7 @@ pub(super) async fn hand_over(
     let audit = audit.after(convert::owner_json(new_owner));
     let owner = state
         .store
-        .transfer_ownership(organization, new_owner, &audit)
+        .transfer_ownership(organization, from, new_owner, &audit)
         .await?;
     tracing::info!(organization_id = %organization, owner_id = %owner.id, action = audit.action, "ownership changed");
     Ok(owner)
@@ -533,7 +534,7 @@ impl Users {
         let audit = call
             .audit(organization, Action::OwnershipTransferred, organization)
             .before(convert::owner_json(owner.id));
-        let user = hand_over(&self.0, new_owner, audit).await?;
+        let user = hand_over(&self.0, Some(owner.id), new_owner, audit).await?;
         Ok(v1::TransferOwnershipResponse {
             owner: written(&user, call.now),
             consistency_token: convert::consistency_token(call.now),

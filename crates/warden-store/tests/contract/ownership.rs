@@ -28,7 +28,7 @@ async fn the_one_owner(store: &TestStore, acme: &Org) -> User {
 
 async fn transfer(store: &TestStore, acme: &Org, to: UserId) -> Result<User, warden_core::Error> {
     store
-        .transfer_ownership(acme.id, to, &audit(acme.id, "ownership.transferred"))
+        .transfer_ownership(acme.id, None, to, &audit(acme.id, "ownership.transferred"))
         .await
 }
 

@@ -180,7 +180,9 @@ pub async fn transfer_whose_audit_row_fails_keeps_the_owner(store: &TestStore) {
     let admin = store.active_admin(acme.id).await;
 
     let failing = failing_audit(store, acme.id).await;
-    let transferred = store.transfer_ownership(acme.id, admin, &failing).await;
+    let transferred = store
+        .transfer_ownership(acme.id, None, admin, &failing)
+        .await;
     assert!(
         matches!(transferred, Err(Error::Internal(_))),
         "{transferred:?}"

@@ -91,7 +91,12 @@ pub async fn users_of_another_organization_are_invisible_and_untouchable(store: 
         "{password:?}"
     );
     let transfer = store
-        .transfer_ownership(other.id, admin, &audit(other.id, "ownership.transferred"))
+        .transfer_ownership(
+            other.id,
+            None,
+            admin,
+            &audit(other.id, "ownership.transferred"),
+        )
         .await;
     assert!(
         matches!(transfer, Err(Error::NotFound("user"))),

@@ -583,6 +583,19 @@ async fn a_user_holding_more_than_the_default_role_is_never_linked_by_email() {
     let bea = server
         .member(&org, "bea@example.com", vec![grant("read_only", &[])])
         .await;
+    let carl = server
+        .member(&org, "carl@example.com", vec![grant("read_only", &[])])
+        .await;
+    let mut groups = server.groups(&org.owner_token);
+    let group = groups
+        .create_group(org.create_group("Developers", vec![grant("developer", &[])]))
+        .await
+        .unwrap();
+    let group_id = group.into_inner().group.unwrap().id;
+    groups
+        .add_group_member(org.add_group_member(&group_id, &carl.id))
+        .await
+        .unwrap();
     configure(&server, &org, true).await;
     let more = id_token(IDP_KEY, claims("sub-alan", "alan@example.com", true));
     assert_eq!(
@@ -592,6 +605,16 @@ async fn a_user_holding_more_than_the_default_role_is_never_linked_by_email() {
             "id_token: the user holds more than the default role and cannot be linked by email"
                 .to_owned()
         )
+    );
+    let through_a_group = id_token(IDP_KEY, claims("sub-carl", "carl@example.com", true));
+    assert_eq!(
+        refused(&server, &org, through_a_group, "").await,
+        (
+            Code::Unauthenticated,
+            "id_token: the user holds more than the default role and cannot be linked by email"
+                .to_owned()
+        ),
+        "what a group gives counts too"
     );
     let covered = id_token(IDP_KEY, claims("sub-bea", "bea@example.com", true));
     sso(&server, &org, covered).await.unwrap();

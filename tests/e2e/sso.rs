@@ -10,6 +10,9 @@ const CLIENT_ID: &str = "warden-dashboard";
 const IDP_KEY: &str = include_str!("../fixtures/idp_rsa.pem");
 const IDP_JWKS: &str = include_str!("../fixtures/idp_jwks.json");
 const FOREIGN_KEY: &str = include_str!("../fixtures/foreign_rsa.pem");
+/// The one answer to an address the organisation does not provision or link, whoever holds it.
+const NOT_ACCEPTED: &str = "id_token: email not accepted";
+const INVALID: (Code, &str) = (Code::Unauthenticated, "id_token: invalid");
 
 fn id_token(key: &str, claims: serde_json::Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
@@ -39,6 +42,8 @@ fn sso_config(org: &TestOrg, enabled: bool) -> v1::ConfigureSsoRequest {
         client_id: CLIENT_ID.into(),
         jwks_json: IDP_JWKS.into(),
         default_role_id: "analyst".into(),
+        email_domains: vec!["example.com".into()],
+        allow_privileged_default_role: false,
     }
 }
 
@@ -53,9 +58,19 @@ async fn sso(
     org: &TestOrg,
     token: String,
 ) -> Result<v1::SignInWithSsoResponse, tonic::Status> {
+    sso_with_nonce(server, org, token, "").await
+}
+
+async fn sso_with_nonce(
+    server: &TestServer,
+    org: &TestOrg,
+    token: String,
+    nonce: &str,
+) -> Result<v1::SignInWithSsoResponse, tonic::Status> {
     let request = v1::SignInWithSsoRequest {
         organization_id: org.id.clone(),
         id_token: token,
+        nonce: nonce.into(),
     };
     server
         .auth(ANONYMOUS)
@@ -149,7 +164,7 @@ async fn a_verified_email_links_an_existing_user_once_and_another_sub_is_refused
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     let alan = server
-        .member(&org, "alan@example.com", vec![grant("developer", &[])])
+        .member(&org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
     configure(&server, &org, true).await;
     let error = sso(
@@ -173,7 +188,7 @@ async fn a_verified_email_links_an_existing_user_once_and_another_sub_is_refused
     let linked = server.get_user(&org, &alan.id).await;
     assert_eq!(
         linked.grants,
-        vec![grant("developer", &[])],
+        vec![grant("read_only", &[])],
         "linking keeps the user's own grants"
     );
     let error = sso(
@@ -199,9 +214,9 @@ async fn a_verified_email_links_an_existing_user_once_and_another_sub_is_refused
     .await
     .unwrap_err();
     assert_eq!(
-        error.code(),
-        Code::Unauthenticated,
-        "an email of another organisation is never taken over"
+        (error.code(), error.message()),
+        (Code::Unauthenticated, NOT_ACCEPTED),
+        "an email of another organisation is never taken over, and answers like any refused one"
     );
 }
 
@@ -364,5 +379,251 @@ async fn only_the_owner_configures_sso_and_the_owner_is_never_linked_by_email() 
             Code::Unauthenticated,
             "id_token: the owner cannot be linked by email"
         )
+    );
+}
+
+/// Signs `change`d claims for a fresh subject and address at example.com.
+fn token_with(n: u32, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut value = claims(&format!("sub-{n}"), &format!("user-{n}@example.com"), true);
+    change(&mut value);
+    id_token(IDP_KEY, value)
+}
+
+async fn refused(server: &TestServer, org: &TestOrg, token: String, nonce: &str) -> (Code, String) {
+    let error = sso_with_nonce(server, org, token, nonce).await.unwrap_err();
+    (error.code(), error.message().to_owned())
+}
+
+async fn user_count(server: &TestServer, org: &TestOrg) -> usize {
+    let mut owner = server.users(&org.owner_token);
+    let users = owner.list_users(org.list_users()).await.unwrap();
+    users.into_inner().users.len()
+}
+
+#[tokio::test]
+async fn an_id_token_not_yet_valid_is_refused_and_provisions_nobody() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let now = unix_now() as i64;
+    let before = user_count(&server, &org).await;
+    let early = token_with(1, |c| c["nbf"] = (now + 120).into());
+    let answer = refused(&server, &org, early, "").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    assert_eq!(
+        user_count(&server, &org).await,
+        before,
+        "nobody provisioned"
+    );
+    let within_leeway = token_with(1, |c| c["nbf"] = (now + 10).into());
+    sso(&server, &org, within_leeway).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_id_token_issued_longer_ago_than_the_maximum_age_is_refused() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let now = unix_now() as i64;
+    let stale = token_with(1, |c| c["iat"] = (now - 11 * 60).into());
+    let answer = refused(&server, &org, stale, "").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    let recent = token_with(1, |c| c["iat"] = (now - 9 * 60).into());
+    sso(&server, &org, recent).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_maximum_age_of_an_id_token_is_configurable() {
+    let db = warden_tests::TestDatabase::fresh().await;
+    let server =
+        TestServer::start_with(db, |config| config.sso_max_id_token_age_seconds = 60).await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let now = unix_now() as i64;
+    let stale = token_with(1, |c| c["iat"] = (now - 120).into());
+    let answer = refused(&server, &org, stale, "").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    let recent = token_with(1, |c| c["iat"] = (now - 20).into());
+    sso(&server, &org, recent).await.unwrap();
+}
+
+#[tokio::test]
+async fn with_several_audiences_azp_must_be_the_client_id() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let audiences = serde_json::json!([CLIENT_ID, "another-client"]);
+    let without = token_with(1, |c| c["aud"] = audiences.clone());
+    let answer = refused(&server, &org, without, "").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    let other = token_with(1, |c| {
+        c["aud"] = audiences.clone();
+        c["azp"] = "another-client".into();
+    });
+    let answer = refused(&server, &org, other, "").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    let ours = token_with(1, |c| {
+        c["aud"] = audiences.clone();
+        c["azp"] = CLIENT_ID.into();
+    });
+    sso(&server, &org, ours).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_nonce_passed_by_the_client_must_be_the_tokens() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    configure(&server, &org, true).await;
+    let wrong = token_with(1, |c| c["nonce"] = "n-other".into());
+    let answer = refused(&server, &org, wrong, "n-1").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    let missing = token_with(1, |_| {});
+    let answer = refused(&server, &org, missing, "n-1").await;
+    assert_eq!((answer.0, answer.1.as_str()), INVALID);
+    let right = token_with(1, |c| c["nonce"] = "n-1".into());
+    sso_with_nonce(&server, &org, right, "n-1").await.unwrap();
+}
+
+#[tokio::test]
+async fn only_addresses_in_the_configured_email_domains_are_provisioned_or_linked() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@elsewhere.com", vec![grant("read_only", &[])])
+        .await;
+    configure(&server, &org, true).await;
+    let before = user_count(&server, &org).await;
+    let outside = id_token(IDP_KEY, claims("sub-1", "ida@elsewhere.com", true));
+    assert_eq!(
+        refused(&server, &org, outside, "").await,
+        (Code::Unauthenticated, NOT_ACCEPTED.to_owned())
+    );
+    let subdomain = id_token(IDP_KEY, claims("sub-1", "ida@mail.example.com", true));
+    assert_eq!(
+        refused(&server, &org, subdomain, "").await,
+        (Code::Unauthenticated, NOT_ACCEPTED.to_owned())
+    );
+    let link = id_token(IDP_KEY, claims("sub-alan", "alan@elsewhere.com", true));
+    assert_eq!(
+        refused(&server, &org, link, "").await,
+        (Code::Unauthenticated, NOT_ACCEPTED.to_owned())
+    );
+    assert_eq!(
+        user_count(&server, &org).await,
+        before,
+        "nobody provisioned"
+    );
+    assert!(!server.get_user(&org, &alan.id).await.id.is_empty());
+    let inside = id_token(IDP_KEY, claims("sub-1", "Ida@EXAMPLE.com", true));
+    sso(&server, &org, inside).await.unwrap();
+
+    let mut organizations = server.organizations(&org.owner_token);
+    let request = v1::ConfigureSsoRequest {
+        email_domains: vec![],
+        ..sso_config(&org, true)
+    };
+    organizations.configure_sso(request).await.unwrap();
+    let none = id_token(IDP_KEY, claims("sub-2", "bob@example.com", true));
+    assert_eq!(
+        refused(&server, &org, none, "").await,
+        (Code::Unauthenticated, NOT_ACCEPTED.to_owned()),
+        "no domains: no provisioning"
+    );
+    let linked = id_token(IDP_KEY, claims("sub-1", "ida@example.com", true));
+    sso(&server, &org, linked)
+        .await
+        .expect("an identity already linked still signs in");
+    let bad = v1::ConfigureSsoRequest {
+        email_domains: vec!["not a domain".into()],
+        ..sso_config(&org, true)
+    };
+    let error = organizations.configure_sso(bad).await.unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (Code::InvalidArgument, "email_domains: must be domain names")
+    );
+}
+
+#[tokio::test]
+async fn a_default_role_granting_user_management_or_security_needs_an_explicit_opt_in() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let mut organizations = server.organizations(&org.owner_token);
+    for role in ["iam_admin", "admin"] {
+        let request = v1::ConfigureSsoRequest {
+            default_role_id: role.into(),
+            ..sso_config(&org, true)
+        };
+        let error = organizations
+            .configure_sso(request.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.code(), error.message()),
+            (
+                Code::InvalidArgument,
+                "default_role_id: grants users.write or security.write; set allow_privileged_default_role"
+            )
+        );
+        let allowed = v1::ConfigureSsoRequest {
+            allow_privileged_default_role: true,
+            ..request
+        };
+        organizations.configure_sso(allowed).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_user_holding_more_than_the_default_role_is_never_linked_by_email() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant("developer", &[])])
+        .await;
+    let bea = server
+        .member(&org, "bea@example.com", vec![grant("read_only", &[])])
+        .await;
+    let carl = server
+        .member(&org, "carl@example.com", vec![grant("read_only", &[])])
+        .await;
+    let mut groups = server.groups(&org.owner_token);
+    let group = groups
+        .create_group(org.create_group("Developers", vec![grant("developer", &[])]))
+        .await
+        .unwrap();
+    let group_id = group.into_inner().group.unwrap().id;
+    groups
+        .add_group_member(org.add_group_member(&group_id, &carl.id))
+        .await
+        .unwrap();
+    configure(&server, &org, true).await;
+    let more = id_token(IDP_KEY, claims("sub-alan", "alan@example.com", true));
+    assert_eq!(
+        refused(&server, &org, more, "").await,
+        (
+            Code::Unauthenticated,
+            "id_token: the user holds more than the default role and cannot be linked by email"
+                .to_owned()
+        )
+    );
+    let through_a_group = id_token(IDP_KEY, claims("sub-carl", "carl@example.com", true));
+    assert_eq!(
+        refused(&server, &org, through_a_group, "").await,
+        (
+            Code::Unauthenticated,
+            "id_token: the user holds more than the default role and cannot be linked by email"
+                .to_owned()
+        ),
+        "what a group gives counts too"
+    );
+    let covered = id_token(IDP_KEY, claims("sub-bea", "bea@example.com", true));
+    sso(&server, &org, covered).await.unwrap();
+    assert_eq!(
+        server.get_user(&org, &bea.id).await.grants,
+        vec![grant("read_only", &[])]
+    );
+    assert_eq!(
+        server.get_user(&org, &alan.id).await.grants,
+        vec![grant("developer", &[])]
     );
 }

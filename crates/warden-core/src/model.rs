@@ -428,6 +428,10 @@ pub struct SsoConfig {
     pub jwks_json: String,
     /// Given on all entities to users provisioned just in time.
     pub default_role: RoleId,
+    /// Lowercase domains whose addresses are provisioned or linked by email; empty means none.
+    pub email_domains: Vec<String>,
+    /// The owner's opt-in to a default role granting users.write or security.write.
+    pub allow_privileged_default_role: bool,
 }
 
 /// A verified ID token's identity, as sign-in uses it.

@@ -461,8 +461,11 @@ pub trait SsoStore: Send + Sync {
     ) -> Result<bool, Error>;
     /// Finds the user of an identity, links it to the user with its verified email on the first
     /// sign-in, or provisions a user with the default role, in one transaction that also spends the
-    /// token. `Unauthenticated` for a replayed token, an unverified email with no link, or an email
-    /// already linked to another identity.
+    /// token. The configuration (enabled, email domains, default role) is read again inside that
+    /// transaction; `config` names the organisation. `Unauthenticated` for a replayed token, an
+    /// unverified email with no link, an address outside the email domains or of another
+    /// organisation (`sso::not_accepted`), a user holding more than the default role, or an email
+    /// already linked to another identity; `FailedPrecondition` when SSO was turned off meanwhile.
     async fn sso_sign_in(
         &self,
         config: &SsoConfig,

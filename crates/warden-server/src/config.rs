@@ -68,6 +68,9 @@ pub struct Config {
     /// day ago (idle throttles, expired challenges and resets, used SSO tokens, ended sessions,
     /// acknowledged notifications).
     pub janitor_interval_ms: u64,
+    /// `WARDEN_SSO_MAX_ID_TOKEN_AGE_SECONDS`: an SSO ID token whose `iat` is older than this (plus
+    /// the 30 s leeway) is refused, however late its `exp`; 1 to 86400.
+    pub sso_max_id_token_age_seconds: u64,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -96,6 +99,7 @@ impl Default for Config {
             password_reset_ttl_seconds: 3600,
             failed_authentication_per_minute: 30,
             janitor_interval_ms: 5 * 60 * 1000,
+            sso_max_id_token_age_seconds: 600,
         }
     }
 }
@@ -157,6 +161,9 @@ impl Config {
         if config.unauthenticated_rate_per_minute == 0 {
             return Err("unauthenticated_rate_per_minute: must be at least 1".to_owned());
         }
+        if !(1..=86_400).contains(&config.sso_max_id_token_age_seconds) {
+            return Err("sso_max_id_token_age_seconds: must be 1 to 86400".to_owned());
+        }
         Ok(())
     }
 }
@@ -196,6 +203,14 @@ mod tests {
     fn an_access_token_ttl_over_fifteen_minutes_is_refused() {
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(("access_token_ttl_seconds", 901));
+        assert!(Config::from_figment(figment).is_err());
+    }
+
+    #[test]
+    fn the_sso_id_token_age_defaults_to_ten_minutes_and_zero_is_refused() {
+        assert_eq!(Config::default().sso_max_id_token_age_seconds, 600);
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("sso_max_id_token_age_seconds", 0));
         assert!(Config::from_figment(figment).is_err());
     }
 }

@@ -753,8 +753,10 @@ pub fn sso_config(
         enabled: input.enabled,
         issuer,
         client_id,
-        jwks_json: input.jwks_json,
         default_role: sso::default_role(&input.default_role_id)?,
+        email_domains: sso::email_domains(&input.email_domains)?,
+        allow_privileged_default_role: input.allow_privileged_default_role,
+        jwks_json: input.jwks_json,
     })
 }
 
@@ -763,6 +765,8 @@ pub fn sso_config_json(config: &model::SsoConfig) -> String {
     serde_json::json!({
         "enabled": config.enabled, "issuer": config.issuer, "client_id": config.client_id,
         "default_role_id": config.default_role.to_string(),
+        "email_domains": config.email_domains,
+        "allow_privileged_default_role": config.allow_privileged_default_role,
     })
     .to_string()
 }

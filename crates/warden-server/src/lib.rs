@@ -220,6 +220,9 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
         reset_ttl: chrono::Duration::seconds(
             i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,
         ),
+        sso_max_token_age: chrono::Duration::seconds(
+            i64::try_from(config.sso_max_id_token_age_seconds).map_err(Error::internal)?,
+        ),
         limiter: guard::limiter(config.unauthenticated_rate_per_minute),
         bad_tokens: bad_tokens::BadTokens::new(config.failed_authentication_per_minute),
         api_key_touches: Default::default(),

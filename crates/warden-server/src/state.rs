@@ -29,6 +29,8 @@ pub struct AppState {
     pub sealer: crate::crypto::SecretBox,
     pub refresh_ttl: chrono::Duration,
     pub reset_ttl: chrono::Duration,
+    /// The oldest `iat` an SSO ID token may carry (before the leeway).
+    pub sso_max_token_age: chrono::Duration,
     pub limiter: crate::guard::Limiter,
     pub bad_tokens: crate::bad_tokens::BadTokens,
     /// When this replica last recorded each API key's use: at most one write a minute per key, so

@@ -1,18 +1,21 @@
 //! `SsoStore`: OpenID Connect configuration, identity linking and just-in-time provisioning.
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
 use warden_core::{
     Error,
-    ids::{OrganizationId, RoleId, UserId},
+    ids::{OrganizationId, PermissionKey, RoleId, UserId},
     model::{
         Actor, AuditEvent, Grant, NewUser, Organization, Scope, SsoConfig, SsoIdentity, User,
         UserStatus,
     },
     ports::SsoStore,
+    sso,
 };
 
 use crate::{
@@ -20,7 +23,11 @@ use crate::{
     audit::insert_audit,
     convert::{self, uuid},
     internal,
-    tables::{organizations, sso_configs, sso_identities, sso_used_tokens, users},
+    roles::permissions_of,
+    tables::{
+        group_grants, group_members, organizations, sso_configs, sso_identities, sso_used_tokens,
+        users,
+    },
     unique_violation_as,
     users::{insert_user, load_user, new_user_row},
 };
@@ -33,7 +40,45 @@ fn config(row: sso_configs::Model) -> Result<SsoConfig, Error> {
         client_id: row.client_id,
         jwks_json: row.jwks_json,
         default_role: RoleId::new(row.default_role_id),
+        email_domains: serde_json::from_str(&row.email_domains).map_err(Error::internal)?,
+        allow_privileged_default_role: row.allow_privileged_default_role,
     })
+}
+
+/// Every permission `user` holds, from roles, groups and direct grants, wherever it holds them.
+async fn held_permissions(
+    txn: &impl ConnectionTrait,
+    organization: OrganizationId,
+    user: &User,
+) -> Result<BTreeSet<PermissionKey>, Error> {
+    let groups: Vec<String> = group_members::Entity::find()
+        .filter(group_members::Column::OrganizationId.eq(organization.to_string()))
+        .filter(group_members::Column::UserId.eq(user.id.to_string()))
+        .all(txn)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|member| member.group_id)
+        .collect();
+    let group_roles = group_grants::Entity::find()
+        .filter(group_grants::Column::OrganizationId.eq(organization.to_string()))
+        .filter(group_grants::Column::GroupId.is_in(groups))
+        .all(txn)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|grant| grant.role_id);
+    let roles = user
+        .grants
+        .iter()
+        .map(|grant| grant.role.to_string())
+        .chain(group_roles);
+    let by_role = permissions_of(txn, organization, roles).await?;
+    let direct = user
+        .direct_grants
+        .iter()
+        .map(|grant| grant.permission.clone());
+    Ok(by_role.into_values().flatten().chain(direct).collect())
 }
 
 #[async_trait]
@@ -51,6 +96,8 @@ impl SsoStore for SqlStore {
             client_id: Set(new.client_id.clone()),
             jwks_json: Set(new.jwks_json.clone()),
             default_role_id: Set(new.default_role.to_string()),
+            email_domains: Set(serde_json::to_string(&new.email_domains).map_err(Error::internal)?),
+            allow_privileged_default_role: Set(new.allow_privileged_default_role),
         })
         .on_conflict(
             OnConflict::column(sso_configs::Column::OrganizationId)
@@ -60,6 +107,8 @@ impl SsoStore for SqlStore {
                     sso_configs::Column::ClientId,
                     sso_configs::Column::JwksJson,
                     sso_configs::Column::DefaultRoleId,
+                    sso_configs::Column::EmailDomains,
+                    sso_configs::Column::AllowPrivilegedDefaultRole,
                 ])
                 .to_owned(),
         )
@@ -113,6 +162,21 @@ impl SsoStore for SqlStore {
     ) -> Result<User, Error> {
         let organization = config.organization_id.to_string();
         let txn = self.begin().await?;
+        // Domains and the default role as they are now, not as they were when the token was
+        // verified: a concurrent ConfigureSso cannot let an address in after it closed the door.
+        let current = sso_configs::Entity::find_by_id(organization.clone())
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .map(self::config)
+            .transpose()?
+            .filter(|current| current.enabled)
+            .ok_or_else(|| {
+                Error::FailedPrecondition(
+                    "single sign-on is not enabled for this organization".into(),
+                )
+            })?;
+        let config = &current;
         // Each ID token signs in once: a replay trips the primary key.
         sso_used_tokens::Entity::insert(sso_used_tokens::ActiveModel {
             token_hash: Set(identity.token_hash.clone()),
@@ -138,14 +202,16 @@ impl SsoStore for SqlStore {
                     .verified_email
                     .as_ref()
                     .ok_or(Error::Unauthenticated("id_token: email is not verified"))?;
+                sso::ensure_email_accepted(config, email)?;
                 let existing = users::Entity::find()
                     .filter(users::Column::Email.eq(email.as_str()))
                     .one(&txn)
                     .await
                     .map_err(internal)?;
                 let user_id = match existing {
+                    // Answered like an address outside the domains: never confirm it exists.
                     Some(user) if user.organization_id != organization => {
-                        return Err(Error::EmailInUse);
+                        return Err(sso::not_accepted());
                     }
                     // The owner is never taken over by email: their account stays theirs (break-glass).
                     Some(user) if user.owner_of.is_some() => {
@@ -153,7 +219,15 @@ impl SsoStore for SqlStore {
                             "id_token: the owner cannot be linked by email",
                         ));
                     }
-                    Some(user) => user.id,
+                    Some(row) => {
+                        let user = load_user(&txn, row).await?;
+                        let held = held_permissions(&txn, config.organization_id, &user).await?;
+                        let role = config.default_role.to_string();
+                        let default = permissions_of(&txn, config.organization_id, [role]).await?;
+                        let default = default.into_values().flatten().collect();
+                        sso::ensure_linkable(&held, &default)?;
+                        user.id.to_string()
+                    }
                     None => {
                         let new = NewUser {
                             id: new_user_id,

@@ -1,7 +1,6 @@
 //! Single sign-on with the organisation's OpenID Connect provider (SPEC §4): configuration, and the
 //! exchange of a verified ID token for a Warden session with just-in-time provisioning. The rules
 //! (who configures, what a token must satisfy at `now`) are in `warden_core::sso`.
-use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tonic::{Request, Response, Status};
 use warden_core::{
@@ -10,7 +9,7 @@ use warden_core::{
     decision::Target,
     ids::{OrganizationId, UserId},
     model::SsoConfig,
-    sso::{self, IdClaims},
+    sso::{self, Expected, IdClaims},
 };
 use warden_proto::v1;
 
@@ -34,13 +33,13 @@ const ALGORITHMS: [Algorithm; 8] = [
     Algorithm::ES384,
 ];
 
-/// Verifies the signature (by `kid`), `iss` and `aud`, then `exp`, `iat` and `sub` against `now`
-/// from the server's clock, not the library's; every failure is one status. Returns the claims and
-/// the hash that makes the token single use.
+/// Verifies the signature (by `kid`), `iss` and `aud`, then `exp`, `nbf`, `iat`, `azp`, `nonce` and
+/// `sub` against `expected` (its `now` from the server's clock, not the library's); every failure
+/// is one status. Returns the claims and the hash that makes the token single use.
 fn verify(
     config: &SsoConfig,
     token: &str,
-    now: DateTime<Utc>,
+    expected: &Expected<'_>,
 ) -> Result<(IdClaims, String), Error> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| sso::invalid())?;
     if !ALGORITHMS.contains(&header.alg) {
@@ -57,11 +56,12 @@ fn verify(
     validation.set_issuer(&[&config.issuer]);
     validation.set_audience(&[&config.client_id]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.validate_exp = false; // `ensure_current` checks it against `now`.
+    validation.validate_exp = false; // `ensure_current` checks it and `nbf` against `now`.
+    validation.validate_nbf = false;
     let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
         .map_err(|_| sso::invalid())?
         .claims;
-    claims.ensure_current(now)?;
+    claims.ensure_current(expected)?;
     // The signing input, not the whole token: a re-encoded signature (ECDSA's high-S twin) must not
     // make a spent token look new.
     let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
@@ -99,6 +99,7 @@ impl Organizations {
             .next()
             .ok_or_else(|| Error::invalid("default_role_id", "unknown role"))?;
         let tree = self.0.store.load_entity_tree(organization).await?;
+        sso::ensure_default_role_allowed(&role, config.allow_privileged_default_role)?;
         let needs = sso::default_role_needs(&role);
         ensure_caller_holds(&self.0, me, organization, &needs, &tree).await?;
         let audit = call
@@ -120,24 +121,26 @@ impl Auth {
         let (call, input) = anonymous(&self.0, request)?;
         let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
         let token = sso::id_token(&input.id_token)?;
+        let nonce = sso::nonce(&input.nonce)?;
         let config = self.0.store.find_sso(organization).await?;
         let config = config.filter(|config| config.enabled).ok_or_else(|| {
             Error::FailedPrecondition("single sign-on is not enabled for this organization".into())
         })?;
-        let (claims, token_hash) = verify(&config, token, call.now)?;
+        let expected = Expected {
+            now: call.now,
+            max_age: self.0.sso_max_token_age,
+            client_id: &config.client_id,
+            nonce,
+        };
+        let (claims, token_hash) = verify(&config, token, &expected)?;
         let identity = claims.identity(token_hash, call.now)?;
         let audit = call.audit(organization, Action::SignedInWithSso, "");
+        // Domains, the default role and linking are decided inside the store's transaction.
         let user = self
             .0
             .store
             .sso_sign_in(&config, &identity, UserId::generate(), &audit)
-            .await
-            .map_err(|error| match error {
-                Error::EmailInUse => {
-                    Error::Unauthenticated("id_token: the email belongs to another organization")
-                }
-                other => other,
-            })?;
+            .await?;
         let tokens = self.0.start_session(&user, &call).await?;
         Ok(convert::sso_signed_in(&tokens))
     }

@@ -11,6 +11,9 @@ pub struct Model {
     pub client_id: String,
     pub jwks_json: String,
     pub default_role_id: String,
+    /// A JSON array of lowercase domains.
+    pub email_domains: String,
+    pub allow_privileged_default_role: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -298,6 +298,8 @@ async fn sso(store: &TestStore, acme: &Org) -> SsoConfig {
         client_id: "warden".to_owned(),
         jwks_json: "{\"keys\":[]}".to_owned(),
         default_role: RoleId::new(READ_ONLY_ROLE),
+        email_domains: vec!["example.com".to_owned()],
+        allow_privileged_default_role: false,
     };
     store
         .configure_sso(&config, &audit(acme.id, "sso.configured"))

@@ -42,10 +42,14 @@ pub trait OrganizationStore: Send + Sync {
     /// `NotFound("parent_entity_id")` when the parent is not in the organisation;
     /// `FailedPrecondition` when it is itself a segment.
     async fn create_entity(&self, entity: &Entity, audit: &AuditEvent) -> Result<Entity, Error>;
+    /// Writes the settings and the audit row in one transaction. When the change starts requiring a
+    /// second factor (`users::locks_factorless`), `by` must hold a confirmed one (checked inside the
+    /// transaction), and every user of the organisation without one loses their sessions in it.
     async fn update_settings(
         &self,
         organization: OrganizationId,
         settings: &OrganizationSettings,
+        by: UserId,
         audit: &AuditEvent,
     ) -> Result<Organization, Error>;
     /// Oldest first, after the cursor.

@@ -1,8 +1,11 @@
 //! `OrganizationStore`: organisations, their bootstrap, the entity tree, and the one owner.
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 use warden_core::{
     Error,
@@ -13,6 +16,7 @@ use warden_core::{
         Role, Scope, User, UserStatus,
     },
     ports::OrganizationStore,
+    users as rules,
 };
 
 use crate::{
@@ -22,7 +26,7 @@ use crate::{
     grants::replace_grants,
     internal,
     roles::insert_role,
-    tables::{entities, organizations, user_grants, users},
+    tables::{entities, organizations, second_factors, sessions, user_grants, users},
     unique_violation_as,
     users::{insert_user, new_user_row, reload_user},
 };
@@ -121,14 +125,19 @@ impl OrganizationStore for SqlStore {
         &self,
         organization: OrganizationId,
         settings: &OrganizationSettings,
+        by: UserId,
         audit: &AuditEvent,
     ) -> Result<Organization, Error> {
         let txn = self.begin().await?;
         let row = organizations::Entity::find_by_id(organization.to_string())
+            .lock_exclusive()
             .one(&txn)
             .await
             .map_err(internal)?
             .ok_or(Error::NotFound("organization"))?;
+        if rules::locks_factorless(&convert::organization(row.clone())?.settings, settings) {
+            end_factorless_sessions(&txn, organization, by, audit.created_at).await?;
+        }
         let mut active: organizations::ActiveModel = row.into();
         active.invitation_ttl_seconds = Set(settings.invitation_ttl_seconds);
         active.allowed_second_factors =
@@ -250,6 +259,35 @@ impl OrganizationStore for SqlStore {
         txn.commit().await.map_err(internal)?;
         Ok(user)
     }
+}
+
+/// Ends the sessions of every user of `organization` without a confirmed second factor, once `by`
+/// is known to hold one: the policy locks them from this instant (SPEC §2).
+async fn end_factorless_sessions(
+    txn: &DatabaseTransaction,
+    organization: OrganizationId,
+    by: UserId,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let covered: BTreeSet<String> = second_factors::Entity::find()
+        .filter(second_factors::Column::OrganizationId.eq(organization.to_string()))
+        .filter(second_factors::Column::Confirmed.eq(true))
+        .all(txn)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|factor| factor.user_id)
+        .collect();
+    rules::ensure_may_require_second_factor(covered.contains(&by.to_string()))?;
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(at))
+        .filter(sessions::Column::OrganizationId.eq(organization.to_string()))
+        .filter(sessions::Column::UserId.is_not_in(covered))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await
+        .map(|_| ())
+        .map_err(internal)
 }
 
 fn not_an_active_admin() -> Error {

@@ -210,7 +210,8 @@ impl Organizations {
     ) -> Result<v1::UpdateOrganizationSettingsResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
         let id = OrganizationId::parse("organization_id", &input.organization_id)?;
-        call.require(id, "security.write", Target::Organization)
+        let me = call
+            .require(id, "security.write", Target::Organization)
             .await?;
         let before = self.organization(id).await?.settings;
         let mut settings = before.clone();
@@ -228,7 +229,11 @@ impl Organizations {
             .audit(id, Action::SettingsUpdated, id)
             .before(convert::settings_json(&before))
             .after(convert::settings_json(&settings));
-        let organization = self.0.store.update_settings(id, &settings, &audit).await?;
+        let organization = self
+            .0
+            .store
+            .update_settings(id, &settings, me.user, &audit)
+            .await?;
         Ok(v1::UpdateOrganizationSettingsResponse {
             organization: Some(convert::organization(&organization)),
             consistency_token: convert::consistency_token(call.now),

@@ -302,9 +302,9 @@ impl Users {
         let (call, input) = call(&self.0, request).await?;
         let (organization_id, target) = ids(&input.organization_id, &input.user_id)?;
         let me = call.member(organization_id)?;
+        let organization = self.managed_here(organization_id).await?;
         let Acting { target, .. } = acting_on(&self.0, me, organization_id, target).await?;
         Lifecycle::Resend.apply_to(&target)?;
-        let organization = self.organization(organization_id).await?;
         let (invitation, notification) =
             new_invitation(&organization, target.id, &target.email, call.now)?;
         let audit = call.audit(organization_id, Action::InvitationResent, target.id);

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use crate::{
     Error,
     audit::Action,
-    decision::Subject,
+    decision::{EntityTree, Subject},
     ids::UserId,
     model::{
         Invitation, InvitationState, NewUser, OrganizationSettings, Scope, User, UserChange,
         UserStatus,
     },
-    rules::Wanted,
+    rules::{self, Wanted},
 };
 
 /// A step of the lifecycle that an admin takes on another user.
@@ -204,6 +204,12 @@ pub fn reading_needs(target: Option<&Subject>) -> Vec<Wanted> {
         return vec![Wanted::new("users.read", Scope::All)];
     }
     wanted
+}
+
+/// Whether `reader` may read a user whose access is `target` (`reading_needs`): GetUser answers
+/// PERMISSION_DENIED when not, and ListUsers leaves the row out, so a list never shows more.
+pub fn may_read(reader: &Subject, target: Option<&Subject>, tree: &EntityTree) -> bool {
+    rules::ensure_holds(reader, &reading_needs(target), tree).is_ok()
 }
 
 /// `user` as it reads once `change` is written: the audit row's `after`.
@@ -461,7 +467,7 @@ mod tests {
         };
         assert_eq!(
             reading_needs(Some(&subject)),
-            [Wanted::new("users.read", scoped)]
+            [Wanted::new("users.read", scoped.clone())]
         );
         let nowhere = Subject {
             holdings: vec![],
@@ -470,6 +476,35 @@ mod tests {
         let everywhere = [Wanted::new("users.read", Scope::All)];
         assert_eq!(reading_needs(Some(&nowhere)), everywhere);
         assert_eq!(reading_needs(None), everywhere);
+
+        let tree =
+            EntityTree::from_pairs([(entity, None), (EntityId(uuid::Uuid::from_u128(4)), None)]);
+        let reader = |scope: Scope| Subject {
+            holdings: vec![Holding {
+                source: Source::Role(RoleId::new("iam_admin")),
+                scope,
+                permissions: [crate::ids::PermissionKey::new("users.read")].into(),
+            }],
+            ..nowhere.clone()
+        };
+        let local = reader(scoped.clone());
+        assert!(may_read(&local, Some(&subject), &tree));
+        assert!(
+            !may_read(&local, Some(&nowhere), &tree),
+            "no access: organisation-wide only"
+        );
+        let wide = Subject {
+            holdings: vec![Holding {
+                scope: Scope::All,
+                ..subject.holdings[0].clone()
+            }],
+            ..subject.clone()
+        };
+        assert!(
+            !may_read(&local, Some(&wide), &tree),
+            "full access: organisation-wide only"
+        );
+        assert!(may_read(&reader(Scope::All), Some(&wide), &tree));
     }
 
     #[test]

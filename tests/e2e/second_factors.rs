@@ -3,7 +3,7 @@
 use tonic::Code;
 use warden_proto::v1;
 use warden_tests::{
-    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now,
+    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now, update_mask,
 };
 
 async fn latest_code(server: &TestServer, kind: v1::NotificationKind, recipient: &str) -> String {
@@ -390,7 +390,7 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
         .await;
     let totp_only = v1::UpdateOrganizationSettingsRequest {
         allowed_second_factors: vec![v1::SecondFactorMethod::Totp as i32],
-        update_allowed_second_factors: true,
+        update_mask: update_mask(&["allowed_second_factors"]),
         ..Default::default()
     };
     server.update_settings(&org, totp_only).await;

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod roles;
 pub mod rules;
 pub mod second_factor;
+pub mod settings;
 pub mod sign_in;
 pub mod sso;
 pub mod throttle;

@@ -12,10 +12,11 @@ use warden_core::{
     catalogue::{ADMIN_ROLE, OWNER_ROLE},
     ids::{EntityId, OrganizationId, RoleId, UserId},
     model::{
-        AuditEvent, Entity, Grant, NewOrganization, NewUser, Organization, OrganizationSettings,
-        Role, Scope, User, UserStatus,
+        AuditEvent, Entity, Grant, NewOrganization, NewUser, Organization, Role, Scope, User,
+        UserStatus,
     },
-    ports::OrganizationStore,
+    ports::{OrganizationStore, SettingsAudit},
+    settings::SettingsChange,
     users as rules,
 };
 
@@ -124,30 +125,55 @@ impl OrganizationStore for SqlStore {
     async fn update_settings(
         &self,
         organization: OrganizationId,
-        settings: &OrganizationSettings,
+        change: &SettingsChange,
         by: UserId,
-        audit: &AuditEvent,
+        audit: &SettingsAudit<'_>,
     ) -> Result<Organization, Error> {
         let txn = self.begin().await?;
+        // Settings writes and ConfigureSso queue on this row (FOR UPDATE on PostgreSQL; SQLite's
+        // IMMEDIATE transaction already holds the write lock): `before` is the row this write changes.
         let row = organizations::Entity::find_by_id(organization.to_string())
             .lock_exclusive()
             .one(&txn)
             .await
             .map_err(internal)?
             .ok_or(Error::NotFound("organization"))?;
-        if rules::locks_factorless(&convert::organization(row.clone())?.settings, settings) {
+        let before = convert::organization(row)?.settings;
+        let after = change.apply(&before);
+        let audit = audit(&before, &after);
+        if rules::locks_factorless(&before, &after) {
             end_factorless_sessions(&txn, organization, by, audit.created_at).await?;
         }
-        let mut active: organizations::ActiveModel = row.into();
-        active.invitation_ttl_seconds = Set(settings.invitation_ttl_seconds);
-        active.allowed_second_factors =
-            Set(convert::methods_column(&settings.allowed_second_factors));
-        active.require_second_factor = Set(settings.require_second_factor);
-        active.sso_enabled = Set(settings.sso_enabled);
-        let row = sea_orm::ActiveModelTrait::update(active, &txn)
+        // Only the columns the change names: never `sso_enabled`, which ConfigureSso owns.
+        let mut update = organizations::Entity::update_many()
+            .filter(organizations::Column::Id.eq(organization.to_string()));
+        if let Some(ttl) = change.invitation_ttl_seconds {
+            update = update.col_expr(
+                organizations::Column::InvitationTtlSeconds,
+                Expr::value(ttl),
+            );
+        }
+        if let Some(methods) = &change.allowed_second_factors {
+            update = update.col_expr(
+                organizations::Column::AllowedSecondFactors,
+                Expr::value(convert::methods_column(methods)),
+            );
+        }
+        if let Some(required) = change.require_second_factor {
+            update = update.col_expr(
+                organizations::Column::RequireSecondFactor,
+                Expr::value(required),
+            );
+        }
+        if *change != SettingsChange::default() {
+            update.exec(&txn).await.map_err(internal)?;
+        }
+        insert_audit(&txn, &audit).await?;
+        let row = organizations::Entity::find_by_id(organization.to_string())
+            .one(&txn)
             .await
-            .map_err(internal)?;
-        insert_audit(&txn, audit).await?;
+            .map_err(internal)?
+            .ok_or(Error::NotFound("organization"))?;
         txn.commit().await.map_err(internal)?;
         convert::organization(row)
     }

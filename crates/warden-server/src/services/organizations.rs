@@ -213,26 +213,20 @@ impl Organizations {
         let me = call
             .require(id, "security.write", Target::Organization)
             .await?;
-        let before = self.organization(id).await?.settings;
-        let mut settings = before.clone();
-        if let Some(ttl) = input.invitation_ttl_seconds {
-            settings.invitation_ttl_seconds = invitation_ttl(ttl)?;
-        }
-        if input.update_allowed_second_factors {
-            settings.allowed_second_factors =
-                convert::second_factor_methods(&input.allowed_second_factors)?;
-        }
-        if let Some(required) = input.require_second_factor {
-            settings.require_second_factor = required;
-        }
-        let audit = call
-            .audit(id, Action::SettingsUpdated, id)
-            .before(convert::settings_json(&before))
-            .after(convert::settings_json(&settings));
+        let mut change = convert::settings_change(&input)?;
+        change.invitation_ttl_seconds = (change.invitation_ttl_seconds)
+            .map(invitation_ttl)
+            .transpose()?;
+        // The store applies the change to the settings it reads under its lock: no stale write-back.
+        let audit = |before: &OrganizationSettings, after: &OrganizationSettings| {
+            call.audit(id, Action::SettingsUpdated, id)
+                .before(convert::settings_json(before))
+                .after(convert::settings_json(after))
+        };
         let organization = self
             .0
             .store
-            .update_settings(id, &settings, me.user, &audit)
+            .update_settings(id, &change, me.user, &audit)
             .await?;
         Ok(v1::UpdateOrganizationSettingsResponse {
             organization: Some(convert::organization(&organization)),

@@ -1,5 +1,6 @@
 //! Warden's domain: ids, validation rules, the permission catalogue, grants, the decision function and
 //! the storage traits. No IO here: time and randomness are arguments, storage is behind `ports`.
+pub mod addresses;
 pub mod audit;
 pub mod catalogue;
 pub mod clock;

@@ -68,6 +68,10 @@ pub struct Config {
     /// day ago (idle throttles, expired challenges and resets, used SSO tokens, ended sessions,
     /// acknowledged notifications).
     pub janitor_interval_ms: u64,
+    /// `WARDEN_EMAIL_CONFLICTS_PER_HOUR`: ALREADY_EXISTS answers to InviteUser per calling user and
+    /// hour (with the same burst), each audited as `user.invitation_refused`; past it the caller is
+    /// answered RESOURCE_EXHAUSTED, so no tenant can probe which addresses exist elsewhere.
+    pub email_conflicts_per_hour: u32,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -96,6 +100,7 @@ impl Default for Config {
             password_reset_ttl_seconds: 3600,
             failed_authentication_per_minute: 30,
             janitor_interval_ms: 5 * 60 * 1000,
+            email_conflicts_per_hour: 5,
         }
     }
 }
@@ -144,6 +149,9 @@ impl Config {
             return Err(format!(
                 "operator_token: must be at least {MIN_OPERATOR_TOKEN_CHARS} characters"
             ));
+        }
+        if config.email_conflicts_per_hour == 0 {
+            return Err("email_conflicts_per_hour: must be at least 1".to_owned());
         }
         if config.failed_authentication_per_minute == 0 {
             return Err("failed_authentication_per_minute: must be at least 1".to_owned());

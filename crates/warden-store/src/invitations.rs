@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 use warden_core::{
-    Error,
+    Error, addresses,
     ids::{InvitationId, OrganizationId, UserId},
     model::{AuditEvent, Invitation, InvitationState, NewUser, Notification, User, UserStatus},
     ports::{InvitationStore, Sealer},
@@ -65,6 +65,53 @@ async fn ensure_managed_here(
     users::ensure_managed_here(&convert::organization(row)?.settings)
 }
 
+/// Releases `email` inside the caller's transaction when its holder never joined and has been
+/// archived or expired for 30 days (SPEC §2, `addresses::releases_address`): the holder is archived
+/// under an undeliverable address and their open invitations end, so the insert that follows may
+/// take the address. Otherwise nothing changes and the unique column answers `EmailInUse`.
+async fn release_address(
+    db: &impl ConnectionTrait,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let row = user_rows::Entity::find()
+        .filter(user_rows::Column::Email.eq(email))
+        .lock_exclusive()
+        .one(db)
+        .await
+        .map_err(internal)?;
+    let Some(row) = row else { return Ok(()) };
+    let sent = invitations::Entity::find()
+        .filter(invitations::Column::UserId.eq(row.id.clone()))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let never_joined = row.last_login_at.is_none()
+        && !sent.is_empty()
+        && sent
+            .iter()
+            .all(|invitation| invitation.accepted_at.is_none());
+    let holder = load_user(db, row).await?;
+    if !addresses::releases_address(&holder, never_joined, now) {
+        return Ok(());
+    }
+    user_rows::Entity::update_many()
+        .col_expr(
+            user_rows::Column::Email,
+            Expr::value(addresses::released_address(holder.id)),
+        )
+        .col_expr(
+            user_rows::Column::Status,
+            Expr::value(UserStatus::Archived.as_str()),
+        )
+        .filter(user_rows::Column::Id.eq(holder.id.to_string()))
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    tracing::info!(organization_id = %holder.organization_id, user_id = %holder.id, "address released");
+    supersede_open_invitations(db, holder.id, now).await
+}
+
 /// Ends every invitation of `user` that is neither accepted nor superseded, inside the caller's
 /// transaction: on a resend, and when the user leaves ACTIVE or PENDING.
 pub(crate) async fn supersede_open_invitations(
@@ -94,6 +141,7 @@ impl InvitationStore for SqlStore {
     ) -> Result<User, Error> {
         let txn = self.begin().await?;
         ensure_managed_here(&txn, user.organization_id).await?;
+        release_address(&txn, user.email.as_str(), invitation.created_at).await?;
         let row = user_rows::ActiveModel {
             invitation_expires_at: Set(Some(invitation.expires_at)),
             ..new_user_row(user, UserStatus::Pending)

@@ -19,9 +19,9 @@ use warden_core::{
 use warden_proto::v1::{self, user_service_server::UserService};
 
 use crate::{
-    call::{Acting, acting_on, anonymous, call, ensure_caller_holds},
+    call::{Acting, Call, acting_on, anonymous, call, ensure_caller_holds},
     convert::{self, Page},
-    guard::{AttemptKeys, Check},
+    guard::{self, AttemptKeys, Check},
     secrets::{random_token, sha256_hex},
     state::{AppState, Shared, UserCaller},
     status::to_status,
@@ -283,16 +283,41 @@ impl Users {
         let audit = call
             .audit(organization_id, Action::UserInvited, user.id)
             .after(after);
-        let user = self
+        let invited = self
             .0
             .store
             .invite_user(&user, &invitation, &notification, &audit)
-            .await?;
+            .await;
+        let user = match invited {
+            Err(Error::EmailInUse) => {
+                return Err(self.refused(&call, me, organization_id, &user.email).await);
+            }
+            other => other?,
+        };
         tracing::info!(organization_id = %organization_id, user_id = %user.id, "user invited");
         Ok(v1::InviteUserResponse {
             user: written(&user, call.now),
             consistency_token: convert::consistency_token(call.now),
         })
+    }
+
+    /// An address held elsewhere: each caller gets a few ALREADY_EXISTS answers an hour, each
+    /// audited, then RESOURCE_EXHAUSTED, so nobody maps which addresses exist in other tenants.
+    async fn refused(
+        &self,
+        call: &Call,
+        me: UserCaller,
+        organization: OrganizationId,
+        email: &Email,
+    ) -> Error {
+        if let Err(throttled) = guard::spend(&self.0.email_conflicts, me.user) {
+            return throttled;
+        }
+        let audit = call.audit(organization, Action::InvitationRefused, email.as_str());
+        match self.0.store.record_audit(&audit).await {
+            Ok(()) => Error::EmailInUse,
+            Err(error) => error,
+        }
     }
 
     async fn resend(

@@ -18,6 +18,7 @@ mod roles;
 mod second_factors;
 mod secrets;
 mod sessions;
+mod settings;
 mod sso;
 mod startup;
 mod users;

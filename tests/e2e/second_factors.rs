@@ -3,7 +3,7 @@
 use tonic::Code;
 use warden_proto::v1;
 use warden_tests::{
-    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now,
+    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now, update_mask,
 };
 
 async fn latest_code(server: &TestServer, kind: v1::NotificationKind, recipient: &str) -> String {
@@ -261,10 +261,27 @@ async fn five_wrong_codes_end_a_challenge() {
     );
 }
 
+/// Enrols and confirms a TOTP factor for the holder of `token`.
+async fn confirmed_totp(server: &TestServer, token: &str) {
+    let mut auth = server.auth(token);
+    let enrolled = auth
+        .enroll_second_factor(enroll(v1::SecondFactorMethod::Totp, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let confirm = v1::ConfirmSecondFactorRequest {
+        factor_id: enrolled.factor.unwrap().id,
+        code: totp_code(&enrolled.totp_secret, unix_now()),
+    };
+    auth.confirm_second_factor(confirm).await.unwrap();
+}
+
+/// A member without a second factor, locked by the owner (who has one) requiring it.
 async fn locked_member(server: &TestServer, org: &TestOrg) -> TestUser {
     let alan = server
         .member(org, "alan@example.com", vec![grant("read_only", &[])])
         .await;
+    confirmed_totp(server, &org.owner_token).await;
     let required = v1::UpdateOrganizationSettingsRequest {
         require_second_factor: Some(true),
         ..Default::default()
@@ -292,7 +309,11 @@ async fn a_required_second_factor_locks_users_until_a_recovery_code_lets_them_in
         .issue_recovery_code(issue.clone())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::PermissionDenied, "needs security.write");
+    assert_eq!(
+        error.code(),
+        Code::Unauthenticated,
+        "the lock ended alan's sessions"
+    );
     let recovery = server
         .auth(&org.owner_token)
         .issue_recovery_code(issue)
@@ -369,7 +390,7 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
         .await;
     let totp_only = v1::UpdateOrganizationSettingsRequest {
         allowed_second_factors: vec![v1::SecondFactorMethod::Totp as i32],
-        update_allowed_second_factors: true,
+        update_mask: update_mask(&["allowed_second_factors"]),
         ..Default::default()
     };
     server.update_settings(&org, totp_only).await;
@@ -431,4 +452,91 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_locked_user_is_denied_every_check_and_the_lock_ends_their_sessions() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let grace = server
+        .member(&org, "grace@example.com", vec![grant("read_only", &[])])
+        .await;
+    assert!(
+        server
+            .decide(&org, &grace.id, "payments.read", "")
+            .await
+            .allowed
+    );
+    let alan = locked_member(&server, &org).await;
+    for user in [&alan.id, &grace.id] {
+        let decision = server.decide(&org, user, "payments.read", "").await;
+        assert_eq!(
+            (decision.allowed, decision.reason.as_str()),
+            (false, "second factor required")
+        );
+    }
+    let effective = v1::ListEffectivePermissionsRequest {
+        organization_id: org.id.clone(),
+        user_id: alan.id.clone(),
+        ..Default::default()
+    };
+    let held = server
+        .authorization(&org.api_key)
+        .list_effective_permissions(effective)
+        .await
+        .unwrap()
+        .into_inner()
+        .permissions;
+    assert!(held.is_empty(), "{held:?}");
+    for token in [&alan.token, &grace.token] {
+        let error = server
+            .organizations(token)
+            .get_organization(org.get_organization())
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unauthenticated, "sessions ended");
+    }
+    let read = server
+        .organizations(&org.owner_token)
+        .get_organization(org.get_organization())
+        .await;
+    assert!(read.is_ok(), "the owner has a factor: still signed in");
+    let owner = server
+        .decide(&org, &org.owner_id, "payments.read", "")
+        .await;
+    assert!(owner.allowed);
+}
+
+#[tokio::test]
+async fn a_caller_without_a_second_factor_cannot_require_one() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let required = v1::UpdateOrganizationSettingsRequest {
+        organization_id: org.id.clone(),
+        require_second_factor: Some(true),
+        ..Default::default()
+    };
+    let error = server
+        .organizations(&org.owner_token)
+        .update_organization_settings(required)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::FailedPrecondition,
+            "require_second_factor: set up a second factor of your own first"
+        )
+    );
+    let settings = server
+        .organizations(&org.owner_token)
+        .get_organization(org.get_organization())
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+        .settings
+        .unwrap();
+    assert!(!settings.require_second_factor);
 }

@@ -282,6 +282,35 @@ async fn while_sso_is_on_the_provider_owns_users_and_only_the_owner_signs_in_wit
 }
 
 #[tokio::test]
+async fn while_sso_is_on_a_pending_invitation_is_not_resent() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let reader = vec![grant("read_only", &[])];
+    let pending = server
+        .invite(&org, &org.owner_token, "new@example.com", reader)
+        .await;
+    configure(&server, &org, true).await;
+    let queued = server.pending_notifications().await.len();
+    let error = server
+        .users(&org.owner_token)
+        .resend_invitation(org.resend_invitation(&pending.id))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.message()),
+        (
+            Code::FailedPrecondition,
+            "users are managed by your identity provider"
+        )
+    );
+    assert_eq!(
+        server.pending_notifications().await.len(),
+        queued,
+        "no new invitation queued"
+    );
+}
+
+#[tokio::test]
 async fn sso_configuration_is_validated_and_needs_security_write() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;

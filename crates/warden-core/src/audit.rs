@@ -48,6 +48,7 @@ actions! {
     RoleUpdated => "role.updated" on "role",
     UserDeleted => "user.deleted" on "user",
     InvitationAccepted => "user.invitation_accepted" on "user",
+    InvitationRefused => "user.invitation_refused" on "email",
     InvitationResent => "user.invitation_resent" on "user",
     UserInvited => "user.invited" on "user",
     PasswordChanged => "user.password_changed" on "user",

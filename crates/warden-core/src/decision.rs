@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::{
     ids::{EntityId, PermissionKey, RoleId, UserId},
-    model::{Entity, Scope},
+    model::{Entity, Scope, UserStatus},
 };
 
 /// Where a holding comes from, for `explain`.
@@ -31,8 +31,9 @@ pub struct Holding {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
     pub user: UserId,
-    /// Only ACTIVE users are allowed anything (suspended, archived and pending users deny).
-    pub active: bool,
+    /// The status decisions see (`users::status_decided`): only ACTIVE users are allowed anything;
+    /// LOCKED users (a second factor required, none set up) are told why (SPEC §2).
+    pub status: UserStatus,
     /// The account owner: only the owner acts on the owner (SPEC §2).
     pub owner: bool,
     pub holdings: Vec<Holding>,
@@ -116,8 +117,10 @@ pub fn decide(
     let Some(subject) = subject else {
         return deny("user not found in the organization".into());
     };
-    if !subject.active {
-        return deny("user is not active".into());
+    match subject.status {
+        UserStatus::Active => {}
+        UserStatus::Locked => return deny("second factor required".into()),
+        _ => return deny("user is not active".into()),
     }
     if let Target::Entity(entity) = target
         && !tree.contains(&entity)
@@ -149,7 +152,7 @@ pub fn effective_permissions(
     target: Target,
     tree: &EntityTree,
 ) -> BTreeSet<PermissionKey> {
-    let Some(subject) = subject.filter(|subject| subject.active) else {
+    let Some(subject) = subject.filter(|subject| subject.status == UserStatus::Active) else {
         return BTreeSet::new();
     };
     if let Target::Entity(entity) = target
@@ -211,7 +214,7 @@ mod tests {
     fn subject(holdings: Vec<Holding>) -> Subject {
         Subject {
             user: UserId(uuid::Uuid::from_u128(7)),
-            active: true,
+            status: UserStatus::Active,
             owner: false,
             holdings,
         }
@@ -256,7 +259,14 @@ mod tests {
                 reason: "allowed by role analyst on all entities".into()
             }
         );
-        user.active = false;
+        user.status = UserStatus::Locked;
+        let locked = decide(Some(&user), &refund, Target::Organization, &tree());
+        assert_eq!(
+            (locked.allowed, locked.reason.as_str()),
+            (false, "second factor required")
+        );
+        assert!(effective_permissions(Some(&user), Target::Organization, &tree()).is_empty());
+        user.status = UserStatus::Suspended;
         assert_eq!(
             decide(Some(&user), &refund, Target::Organization, &tree()).reason,
             "user is not active"

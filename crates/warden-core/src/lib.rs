@@ -1,5 +1,6 @@
 //! Warden's domain: ids, validation rules, the permission catalogue, grants, the decision function and
 //! the storage traits. No IO here: time and randomness are arguments, storage is behind `ports`.
+pub mod addresses;
 pub mod audit;
 pub mod catalogue;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod ports;
 pub mod roles;
 pub mod rules;
 pub mod second_factor;
+pub mod settings;
 pub mod sign_in;
 pub mod sso;
 pub mod throttle;

@@ -18,6 +18,7 @@ use crate::{
         SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
         UserStatus,
     },
+    settings::SettingsChange,
     validate::Email,
 };
 
@@ -27,6 +28,10 @@ pub trait Sealer: Send + Sync {
     fn seal(&self, plaintext: &str) -> Result<String, Error>;
     fn open(&self, sealed: &str) -> Result<String, Error>;
 }
+
+/// Makes a settings change's audit row from the settings before and after it.
+pub type SettingsAudit<'a> =
+    dyn Fn(&OrganizationSettings, &OrganizationSettings) -> AuditEvent + Send + Sync + 'a;
 
 #[async_trait]
 pub trait OrganizationStore: Send + Sync {
@@ -42,11 +47,17 @@ pub trait OrganizationStore: Send + Sync {
     /// `NotFound("parent_entity_id")` when the parent is not in the organisation;
     /// `FailedPrecondition` when it is itself a segment.
     async fn create_entity(&self, entity: &Entity, audit: &AuditEvent) -> Result<Entity, Error>;
+    /// Applies `change` to the settings read inside one transaction that locks the organisation row,
+    /// writes only the columns it names (never `sso_enabled`), and the audit row that `audit` makes
+    /// of the settings before and after. When the change starts requiring a second factor
+    /// (`users::locks_factorless`), `by` must hold a confirmed one, and every user of the
+    /// organisation without one loses their sessions in the same transaction.
     async fn update_settings(
         &self,
         organization: OrganizationId,
-        settings: &OrganizationSettings,
-        audit: &AuditEvent,
+        change: &SettingsChange,
+        by: UserId,
+        audit: &SettingsAudit<'_>,
     ) -> Result<Organization, Error>;
     /// Oldest first, after the cursor.
     async fn list_entities(

@@ -109,7 +109,7 @@ mod tests {
     fn subject(permissions: &[&str], scope: Scope) -> Subject {
         Subject {
             user: UserId(uuid::Uuid::from_u128(1)),
-            active: true,
+            status: crate::model::UserStatus::Active,
             owner: false,
             holdings: vec![Holding {
                 source: Source::Role(RoleId::new("r")),

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use crate::{
     Error,
     audit::Action,
-    decision::Subject,
+    decision::{EntityTree, Subject},
     ids::UserId,
     model::{
         Invitation, InvitationState, NewUser, OrganizationSettings, Scope, User, UserChange,
         UserStatus,
     },
-    rules::Wanted,
+    rules::{self, Wanted},
 };
 
 /// A step of the lifecycle that an admin takes on another user.
@@ -156,11 +156,36 @@ impl FactorStanding {
 /// and an active user the organisation requires a second factor of, who has none, is LOCKED. Both are
 /// derived here and never stored.
 pub fn status_seen(user: &User, now: DateTime<Utc>, factor: FactorStanding) -> UserStatus {
-    match (user.status, user.invitation_expires_at, factor) {
-        (UserStatus::Pending, Some(expires_at), _) if expires_at <= now => UserStatus::Expired,
-        (UserStatus::Active, _, FactorStanding::Missing) => UserStatus::Locked,
-        (status, _, _) => status,
+    match (user.status, user.invitation_expires_at) {
+        (UserStatus::Pending, Some(expires_at)) if expires_at <= now => UserStatus::Expired,
+        _ => status_decided(user, factor),
     }
+}
+
+/// The status a decision sees: LOCKED as in `status_seen`, without the clock (a pending user is
+/// denied whether or not their invitation lapsed).
+pub fn status_decided(user: &User, factor: FactorStanding) -> UserStatus {
+    match (user.status, factor) {
+        (UserStatus::Active, FactorStanding::Missing) => UserStatus::Locked,
+        (status, _) => status,
+    }
+}
+
+/// Whether a settings change is the one that starts requiring a second factor: the moment every
+/// user without one becomes LOCKED and loses their sessions (SPEC §2).
+pub fn locks_factorless(before: &OrganizationSettings, after: &OrganizationSettings) -> bool {
+    !before.require_second_factor && after.require_second_factor
+}
+
+/// Whoever starts requiring a second factor must hold one, or they would lock themselves out with
+/// everyone else.
+pub fn ensure_may_require_second_factor(caller_has_factor: bool) -> Result<(), Error> {
+    if !caller_has_factor {
+        return Err(Error::FailedPrecondition(
+            "require_second_factor: set up a second factor of your own first".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Reading a user needs `users.read` wherever their access reaches, so an admin of one legal entity
@@ -179,6 +204,12 @@ pub fn reading_needs(target: Option<&Subject>) -> Vec<Wanted> {
         return vec![Wanted::new("users.read", Scope::All)];
     }
     wanted
+}
+
+/// Whether `reader` may read a user whose access is `target` (`reading_needs`): GetUser answers
+/// PERMISSION_DENIED when not, and ListUsers leaves the row out, so a list never shows more.
+pub fn may_read(reader: &Subject, target: Option<&Subject>, tree: &EntityTree) -> bool {
+    rules::ensure_holds(reader, &reading_needs(target), tree).is_ok()
 }
 
 /// `user` as it reads once `change` is written: the audit row's `after`.
@@ -398,12 +429,35 @@ mod tests {
     }
 
     #[test]
+    fn requiring_a_second_factor_locks_the_factorless_and_needs_one_of_the_caller() {
+        let off = OrganizationSettings::default();
+        let on = OrganizationSettings {
+            require_second_factor: true,
+            ..off.clone()
+        };
+        assert!(locks_factorless(&off, &on));
+        assert!(!locks_factorless(&on, &on) && !locks_factorless(&on, &off));
+        assert!(ensure_may_require_second_factor(true).is_ok());
+        assert!(ensure_may_require_second_factor(false).is_err());
+        let active = user(UserStatus::Active);
+        assert_eq!(
+            status_decided(&active, FactorStanding::Missing),
+            UserStatus::Locked
+        );
+        let pending = user(UserStatus::Pending);
+        assert_eq!(
+            status_decided(&pending, FactorStanding::Missing),
+            UserStatus::Pending
+        );
+    }
+
+    #[test]
     fn reading_a_user_needs_users_read_wherever_their_access_reaches() {
         let entity = EntityId(uuid::Uuid::from_u128(3));
         let scoped = Scope::Entities([entity].into());
         let subject = Subject {
             user: UserId(uuid::Uuid::from_u128(7)),
-            active: true,
+            status: UserStatus::Active,
             owner: false,
             holdings: vec![Holding {
                 source: Source::Role(RoleId::new("analyst")),
@@ -413,7 +467,7 @@ mod tests {
         };
         assert_eq!(
             reading_needs(Some(&subject)),
-            [Wanted::new("users.read", scoped)]
+            [Wanted::new("users.read", scoped.clone())]
         );
         let nowhere = Subject {
             holdings: vec![],
@@ -422,6 +476,35 @@ mod tests {
         let everywhere = [Wanted::new("users.read", Scope::All)];
         assert_eq!(reading_needs(Some(&nowhere)), everywhere);
         assert_eq!(reading_needs(None), everywhere);
+
+        let tree =
+            EntityTree::from_pairs([(entity, None), (EntityId(uuid::Uuid::from_u128(4)), None)]);
+        let reader = |scope: Scope| Subject {
+            holdings: vec![Holding {
+                source: Source::Role(RoleId::new("iam_admin")),
+                scope,
+                permissions: [crate::ids::PermissionKey::new("users.read")].into(),
+            }],
+            ..nowhere.clone()
+        };
+        let local = reader(scoped.clone());
+        assert!(may_read(&local, Some(&subject), &tree));
+        assert!(
+            !may_read(&local, Some(&nowhere), &tree),
+            "no access: organisation-wide only"
+        );
+        let wide = Subject {
+            holdings: vec![Holding {
+                scope: Scope::All,
+                ..subject.holdings[0].clone()
+            }],
+            ..subject.clone()
+        };
+        assert!(
+            !may_read(&local, Some(&wide), &tree),
+            "full access: organisation-wide only"
+        );
+        assert!(may_read(&reader(Scope::All), Some(&wide), &tree));
     }
 
     #[test]

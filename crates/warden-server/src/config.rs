@@ -71,6 +71,10 @@ pub struct Config {
     /// `WARDEN_SSO_MAX_ID_TOKEN_AGE_SECONDS`: an SSO ID token whose `iat` is older than this (plus
     /// the 30 s leeway) is refused, however late its `exp`; 1 to 86400.
     pub sso_max_id_token_age_seconds: u64,
+    /// `WARDEN_EMAIL_CONFLICTS_PER_HOUR`: ALREADY_EXISTS answers to InviteUser per calling user and
+    /// hour (with the same burst), each audited as `user.invitation_refused`; past it the caller is
+    /// answered RESOURCE_EXHAUSTED, so no tenant can probe which addresses exist elsewhere.
+    pub email_conflicts_per_hour: u32,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -100,6 +104,7 @@ impl Default for Config {
             failed_authentication_per_minute: 30,
             janitor_interval_ms: 5 * 60 * 1000,
             sso_max_id_token_age_seconds: 600,
+            email_conflicts_per_hour: 5,
         }
     }
 }
@@ -148,6 +153,9 @@ impl Config {
             return Err(format!(
                 "operator_token: must be at least {MIN_OPERATOR_TOKEN_CHARS} characters"
             ));
+        }
+        if config.email_conflicts_per_hour == 0 {
+            return Err("email_conflicts_per_hour: must be at least 1".to_owned());
         }
         if config.failed_authentication_per_minute == 0 {
             return Err("failed_authentication_per_minute: must be at least 1".to_owned());

@@ -13,6 +13,7 @@ use warden_core::{
         self, AuditFilter, NotificationKind, Scope, SecondFactorMethod, StatusFilter, UserChange,
         UserFilter, UserStatus,
     },
+    settings::SettingsChange,
     sso, validate,
 };
 use warden_proto::v1::{self, consistency::Requirement};
@@ -353,6 +354,53 @@ pub fn owner_json(owner: UserId) -> String {
 // --- organizations
 
 /// The second-factor methods of UpdateOrganizationSettings, deduplicated in the caller's order.
+/// The settings an UpdateOrganizationSettings request changes (AIP-134): with an update_mask, the
+/// fields it names, even empty or unset; without one, every populated field. The deprecated
+/// `update_allowed_second_factors` still names `allowed_second_factors`.
+pub fn settings_change(
+    input: &v1::UpdateOrganizationSettingsRequest,
+) -> Result<SettingsChange, Error> {
+    let masked = input
+        .update_mask
+        .as_ref()
+        .is_some_and(|mask| !mask.paths.is_empty());
+    let [ttl, methods, required] = update_mask(
+        input.update_mask.as_ref(),
+        [
+            "invitation_ttl_seconds",
+            "allowed_second_factors",
+            "require_second_factor",
+        ],
+    )?;
+    #[allow(
+        deprecated,
+        reason = "the old flag keeps working for clients that still send it (issue 14, item 7)"
+    )]
+    let flagged = input.update_allowed_second_factors;
+    let methods = if masked {
+        methods || flagged
+    } else {
+        flagged || !input.allowed_second_factors.is_empty()
+    };
+    Ok(SettingsChange {
+        invitation_ttl_seconds: chosen(masked, ttl, input.invitation_ttl_seconds),
+        allowed_second_factors: methods
+            .then(|| second_factor_methods(&input.allowed_second_factors))
+            .transpose()?,
+        require_second_factor: chosen(masked, required, input.require_second_factor),
+    })
+}
+
+/// An optional field's new value: with a mask, named means applied (unset reads as the default);
+/// without one, set means applied.
+fn chosen<T: Default>(masked: bool, named: bool, value: Option<T>) -> Option<T> {
+    match (masked, named) {
+        (true, true) => Some(value.unwrap_or_default()),
+        (true, false) => None,
+        (false, _) => value,
+    }
+}
+
 pub fn second_factor_methods(values: &[i32]) -> Result<Vec<SecondFactorMethod>, Error> {
     let mut methods = Vec::new();
     for (index, value) in values.iter().enumerate() {

@@ -4,11 +4,12 @@ use std::{net::IpAddr, num::NonZeroU32};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tonic::Request;
-use warden_core::{Error, audit::Origin};
+use warden_core::{Error, audit::Origin, ids::UserId};
 
 use crate::{secrets::sha256_hex, state::AppState};
 
 pub type Limiter = DefaultKeyedRateLimiter<IpAddr>;
+pub type UserLimiter = DefaultKeyedRateLimiter<UserId>;
 
 /// Distinct addresses remembered before idle ones are dropped.
 const MAX_TRACKED_ADDRESSES: usize = 100_000;
@@ -16,6 +17,25 @@ const MAX_TRACKED_ADDRESSES: usize = 100_000;
 pub fn limiter(per_minute: u32) -> Limiter {
     let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
     DefaultKeyedRateLimiter::keyed(Quota::per_minute(rate))
+}
+
+pub fn per_user_per_hour(per_hour: u32) -> UserLimiter {
+    let rate = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
+    DefaultKeyedRateLimiter::keyed(Quota::per_hour(rate))
+}
+
+/// RESOURCE_EXHAUSTED once `user` has spent their budget in `limiter`.
+pub fn spend(limiter: &UserLimiter, user: UserId) -> Result<(), Error> {
+    if limiter.len() > MAX_TRACKED_ADDRESSES {
+        limiter.retain_recent();
+    }
+    limiter
+        .check_key(&user)
+        .map_err(|not_until| Error::Throttled {
+            retry_after: not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            )),
+        })
 }
 
 /// What an attempt checks: passwords and codes are counted apart, so a right password never clears

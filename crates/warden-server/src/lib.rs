@@ -225,6 +225,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
         ),
         limiter: guard::limiter(config.unauthenticated_rate_per_minute),
         bad_tokens: bad_tokens::BadTokens::new(config.failed_authentication_per_minute),
+        email_conflicts: guard::per_user_per_hour(config.email_conflicts_per_hour),
         api_key_touches: Default::default(),
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,

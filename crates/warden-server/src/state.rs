@@ -33,6 +33,8 @@ pub struct AppState {
     pub sso_max_token_age: chrono::Duration,
     pub limiter: crate::guard::Limiter,
     pub bad_tokens: crate::bad_tokens::BadTokens,
+    /// ALREADY_EXISTS answers to InviteUser left to each calling user (issue 14, item 10).
+    pub email_conflicts: crate::guard::UserLimiter,
     /// When this replica last recorded each API key's use: at most one write a minute per key, so
     /// the check path does not write on every call.
     pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,

@@ -3,22 +3,24 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::Expr,
 };
 use warden_core::{
-    Error,
+    Error, addresses,
     ids::{InvitationId, OrganizationId, UserId},
     model::{AuditEvent, Invitation, InvitationState, NewUser, Notification, User, UserStatus},
     ports::{InvitationStore, Sealer},
+    users,
 };
 
 use crate::{
     SqlStore,
     audit::insert_audit,
-    convert::uuid,
+    convert::{self, uuid},
     internal,
     notifications::insert_notification,
-    tables::{invitations, users},
+    tables::{invitations, organizations, users as user_rows},
     users::{find_row, insert_user, load_user, missing_or, new_user_row, reload_user},
 };
 
@@ -46,6 +48,68 @@ async fn send_invitation(
     .map_err(internal)?;
     insert_notification(db, sealer, notification).await?;
     insert_audit(db, audit).await
+}
+
+/// Refuses while SSO manages `organization` (SPEC §4), read under a share lock inside the caller's
+/// transaction, so ConfigureSso cannot turn SSO on between this check and the write.
+async fn ensure_managed_here(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+) -> Result<(), Error> {
+    let row = organizations::Entity::find_by_id(organization.to_string())
+        .lock_shared()
+        .one(db)
+        .await
+        .map_err(internal)?
+        .ok_or(Error::NotFound("organization"))?;
+    users::ensure_managed_here(&convert::organization(row)?.settings)
+}
+
+/// Releases `email` inside the caller's transaction when its holder never joined and has been
+/// archived or expired for 30 days (SPEC §2, `addresses::releases_address`): the holder is archived
+/// under an undeliverable address and their open invitations end, so the insert that follows may
+/// take the address. Otherwise nothing changes and the unique column answers `EmailInUse`.
+async fn release_address(
+    db: &impl ConnectionTrait,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let row = user_rows::Entity::find()
+        .filter(user_rows::Column::Email.eq(email))
+        .lock_exclusive()
+        .one(db)
+        .await
+        .map_err(internal)?;
+    let Some(row) = row else { return Ok(()) };
+    let sent = invitations::Entity::find()
+        .filter(invitations::Column::UserId.eq(row.id.clone()))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let never_joined = row.last_login_at.is_none()
+        && !sent.is_empty()
+        && sent
+            .iter()
+            .all(|invitation| invitation.accepted_at.is_none());
+    let holder = load_user(db, row).await?;
+    if !addresses::releases_address(&holder, never_joined, now) {
+        return Ok(());
+    }
+    user_rows::Entity::update_many()
+        .col_expr(
+            user_rows::Column::Email,
+            Expr::value(addresses::released_address(holder.id)),
+        )
+        .col_expr(
+            user_rows::Column::Status,
+            Expr::value(UserStatus::Archived.as_str()),
+        )
+        .filter(user_rows::Column::Id.eq(holder.id.to_string()))
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    tracing::info!(organization_id = %holder.organization_id, user_id = %holder.id, "address released");
+    supersede_open_invitations(db, holder.id, now).await
 }
 
 /// Ends every invitation of `user` that is neither accepted nor superseded, inside the caller's
@@ -76,7 +140,9 @@ impl InvitationStore for SqlStore {
         audit: &AuditEvent,
     ) -> Result<User, Error> {
         let txn = self.begin().await?;
-        let row = users::ActiveModel {
+        ensure_managed_here(&txn, user.organization_id).await?;
+        release_address(&txn, user.email.as_str(), invitation.created_at).await?;
+        let row = user_rows::ActiveModel {
             invitation_expires_at: Set(Some(invitation.expires_at)),
             ..new_user_row(user, UserStatus::Pending)
         };
@@ -95,14 +161,15 @@ impl InvitationStore for SqlStore {
         audit: &AuditEvent,
     ) -> Result<User, Error> {
         let txn = self.begin().await?;
-        let updated = users::Entity::update_many()
+        ensure_managed_here(&txn, organization).await?;
+        let updated = user_rows::Entity::update_many()
             .col_expr(
-                users::Column::InvitationExpiresAt,
+                user_rows::Column::InvitationExpiresAt,
                 Expr::value(invitation.expires_at),
             )
-            .filter(users::Column::Id.eq(invitation.user_id.to_string()))
-            .filter(users::Column::OrganizationId.eq(organization.to_string()))
-            .filter(users::Column::Status.eq(UserStatus::Pending.as_str()))
+            .filter(user_rows::Column::Id.eq(invitation.user_id.to_string()))
+            .filter(user_rows::Column::OrganizationId.eq(organization.to_string()))
+            .filter(user_rows::Column::Status.eq(UserStatus::Pending.as_str()))
             .exec(&txn)
             .await
             .map_err(internal)?;
@@ -165,18 +232,18 @@ impl InvitationStore for SqlStore {
             .await
             .map_err(internal)?
             .ok_or(Error::NotFound("invitation"))?;
-        let activated = users::Entity::update_many()
+        let activated = user_rows::Entity::update_many()
             .col_expr(
-                users::Column::Status,
+                user_rows::Column::Status,
                 Expr::value(UserStatus::Active.as_str()),
             )
-            .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user_rows::Column::PasswordHash, Expr::value(password_hash))
             .col_expr(
-                users::Column::InvitationExpiresAt,
+                user_rows::Column::InvitationExpiresAt,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .filter(users::Column::Id.eq(row.user_id.clone()))
-            .filter(users::Column::Status.eq(UserStatus::Pending.as_str()))
+            .filter(user_rows::Column::Id.eq(row.user_id.clone()))
+            .filter(user_rows::Column::Status.eq(UserStatus::Pending.as_str()))
             .exec(&txn)
             .await
             .map_err(internal)?;

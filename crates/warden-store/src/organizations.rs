@@ -1,18 +1,23 @@
 //! `OrganizationStore`: organisations, their bootstrap, the entity tree, and the one owner.
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 use warden_core::{
     Error,
     catalogue::{ADMIN_ROLE, OWNER_ROLE},
     ids::{EntityId, OrganizationId, RoleId, UserId},
     model::{
-        AuditEvent, Entity, Grant, NewOrganization, NewUser, Organization, OrganizationSettings,
-        Role, Scope, User, UserStatus,
+        AuditEvent, Entity, Grant, NewOrganization, NewUser, Organization, Role, Scope, User,
+        UserStatus,
     },
-    ports::OrganizationStore,
+    ports::{OrganizationStore, SettingsAudit},
+    settings::SettingsChange,
+    users as rules,
 };
 
 use crate::{
@@ -22,7 +27,7 @@ use crate::{
     grants::replace_grants,
     internal,
     roles::insert_role,
-    tables::{entities, organizations, user_grants, users},
+    tables::{entities, organizations, second_factors, sessions, user_grants, users},
     unique_violation_as,
     users::{insert_user, new_user_row, reload_user},
 };
@@ -120,25 +125,55 @@ impl OrganizationStore for SqlStore {
     async fn update_settings(
         &self,
         organization: OrganizationId,
-        settings: &OrganizationSettings,
-        audit: &AuditEvent,
+        change: &SettingsChange,
+        by: UserId,
+        audit: &SettingsAudit<'_>,
     ) -> Result<Organization, Error> {
         let txn = self.begin().await?;
+        // Settings writes and ConfigureSso queue on this row (FOR UPDATE on PostgreSQL; SQLite's
+        // IMMEDIATE transaction already holds the write lock): `before` is the row this write changes.
+        let row = organizations::Entity::find_by_id(organization.to_string())
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::NotFound("organization"))?;
+        let before = convert::organization(row)?.settings;
+        let after = change.apply(&before);
+        let audit = audit(&before, &after);
+        if rules::locks_factorless(&before, &after) {
+            end_factorless_sessions(&txn, organization, by, audit.created_at).await?;
+        }
+        // Only the columns the change names: never `sso_enabled`, which ConfigureSso owns.
+        let mut update = organizations::Entity::update_many()
+            .filter(organizations::Column::Id.eq(organization.to_string()));
+        if let Some(ttl) = change.invitation_ttl_seconds {
+            update = update.col_expr(
+                organizations::Column::InvitationTtlSeconds,
+                Expr::value(ttl),
+            );
+        }
+        if let Some(methods) = &change.allowed_second_factors {
+            update = update.col_expr(
+                organizations::Column::AllowedSecondFactors,
+                Expr::value(convert::methods_column(methods)),
+            );
+        }
+        if let Some(required) = change.require_second_factor {
+            update = update.col_expr(
+                organizations::Column::RequireSecondFactor,
+                Expr::value(required),
+            );
+        }
+        if *change != SettingsChange::default() {
+            update.exec(&txn).await.map_err(internal)?;
+        }
+        insert_audit(&txn, &audit).await?;
         let row = organizations::Entity::find_by_id(organization.to_string())
             .one(&txn)
             .await
             .map_err(internal)?
             .ok_or(Error::NotFound("organization"))?;
-        let mut active: organizations::ActiveModel = row.into();
-        active.invitation_ttl_seconds = Set(settings.invitation_ttl_seconds);
-        active.allowed_second_factors =
-            Set(convert::methods_column(&settings.allowed_second_factors));
-        active.require_second_factor = Set(settings.require_second_factor);
-        active.sso_enabled = Set(settings.sso_enabled);
-        let row = sea_orm::ActiveModelTrait::update(active, &txn)
-            .await
-            .map_err(internal)?;
-        insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(internal)?;
         convert::organization(row)
     }
@@ -250,6 +285,35 @@ impl OrganizationStore for SqlStore {
         txn.commit().await.map_err(internal)?;
         Ok(user)
     }
+}
+
+/// Ends the sessions of every user of `organization` without a confirmed second factor, once `by`
+/// is known to hold one: the policy locks them from this instant (SPEC §2).
+async fn end_factorless_sessions(
+    txn: &DatabaseTransaction,
+    organization: OrganizationId,
+    by: UserId,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let covered: BTreeSet<String> = second_factors::Entity::find()
+        .filter(second_factors::Column::OrganizationId.eq(organization.to_string()))
+        .filter(second_factors::Column::Confirmed.eq(true))
+        .all(txn)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|factor| factor.user_id)
+        .collect();
+    rules::ensure_may_require_second_factor(covered.contains(&by.to_string()))?;
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(at))
+        .filter(sessions::Column::OrganizationId.eq(organization.to_string()))
+        .filter(sessions::Column::UserId.is_not_in(covered))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await
+        .map(|_| ())
+        .map_err(internal)
 }
 
 fn not_an_active_admin() -> Error {

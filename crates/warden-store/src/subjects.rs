@@ -2,13 +2,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use warden_core::{
     Error,
     decision::{EntityTree, Holding, Source, Subject},
     ids::{EntityId, OrganizationId, PermissionKey, RoleId, UserId},
-    model::{Scope, UserStatus},
+    model::Scope,
     ports::SubjectSource,
+    users::{FactorStanding, status_decided},
 };
 
 use crate::{
@@ -16,7 +17,7 @@ use crate::{
     convert::{scopes, uuid},
     internal,
     roles::permissions_of,
-    tables::{entities, group_grants, group_members, groups, users},
+    tables::{entities, group_grants, group_members, groups, organizations, second_factors, users},
     users::load_user,
 };
 
@@ -34,6 +35,10 @@ impl SubjectSource for SqlStore {
             .map_err(internal)?;
         let Some(row) = row else { return Ok(None) };
         let user = load_user(&self.db, row).await?;
+        let status = status_decided(
+            &user,
+            factor_standing(&self.db, organization, user.id).await?,
+        );
         let memberships = group_members::Entity::find()
             .filter(group_members::Column::OrganizationId.eq(organization.to_string()))
             .filter(group_members::Column::UserId.eq(user.id.to_string()))
@@ -117,7 +122,7 @@ impl SubjectSource for SqlStore {
         }));
         Ok(Some(Subject {
             user: user.id,
-            active: user.status == UserStatus::Active,
+            status,
             owner: user.owner,
             holdings,
         }))
@@ -144,4 +149,29 @@ impl SubjectSource for SqlStore {
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(EntityTree::from_pairs(pairs))
     }
+}
+
+/// What the organisation's second-factor rule says of `user`: two small reads, the second only when
+/// a factor is required.
+async fn factor_standing(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    user: UserId,
+) -> Result<FactorStanding, Error> {
+    let required = organizations::Entity::find_by_id(organization.to_string())
+        .one(db)
+        .await
+        .map_err(internal)?
+        .is_some_and(|row| row.require_second_factor);
+    if !required {
+        return Ok(FactorStanding::NotRequired);
+    }
+    let confirmed = second_factors::Entity::find()
+        .filter(second_factors::Column::OrganizationId.eq(organization.to_string()))
+        .filter(second_factors::Column::UserId.eq(user.to_string()))
+        .filter(second_factors::Column::Confirmed.eq(true))
+        .count(db)
+        .await
+        .map_err(internal)?;
+    Ok(FactorStanding::of(true, confirmed > 0))
 }

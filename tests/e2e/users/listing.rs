@@ -239,3 +239,39 @@ async fn an_admin_of_one_legal_entity_reads_its_people_and_only_theirs() {
     let error = users.list_users(on("")).await.unwrap_err();
     assert_eq!(error.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn a_list_filtered_by_entity_shows_only_the_users_a_get_would() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let gmbh = server.create_entity(&org, "Acme GmbH", "").await;
+    let ltd = server.create_entity(&org, "Acme Ltd", "").await;
+    let local = server
+        .member(&org, "local@example.com", vec![grant("admin", &[&gmbh])])
+        .await;
+    let invite = async |email: &str, entities: &[&str]| {
+        let analyst = vec![grant("analyst", entities)];
+        server.invite(&org, &org.owner_token, email, analyst).await
+    };
+    let here = invite("here@example.com", &[&gmbh]).await;
+    let both = invite("both@example.com", &[&gmbh, &ltd]).await;
+    let everywhere = invite("everywhere@example.com", &[]).await;
+    let mut users = server.users(&local.token);
+    let request = v1::ListUsersRequest {
+        entity_id: gmbh.clone(),
+        ..org.list_users()
+    };
+    let listed = users.list_users(request).await.unwrap().into_inner().users;
+    let mut ids: Vec<&str> = listed.iter().map(|u| u.id.as_str()).collect();
+    ids.sort();
+    let mut expected = vec![local.id.as_str(), here.id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected, "not the owner, {both:?} or {everywhere:?}");
+    for hidden in [&org.owner_id, &both.id, &everywhere.id] {
+        let error = users.get_user(org.get_user(hidden)).await.unwrap_err();
+        assert_eq!(error.code(), Code::PermissionDenied);
+    }
+    for shown in &listed {
+        assert!(users.get_user(org.get_user(&shown.id)).await.is_ok());
+    }
+}

@@ -210,25 +210,24 @@ impl Organizations {
     ) -> Result<v1::UpdateOrganizationSettingsResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
         let id = OrganizationId::parse("organization_id", &input.organization_id)?;
-        call.require(id, "security.write", Target::Organization)
+        let me = call
+            .require(id, "security.write", Target::Organization)
             .await?;
-        let before = self.organization(id).await?.settings;
-        let mut settings = before.clone();
-        if let Some(ttl) = input.invitation_ttl_seconds {
-            settings.invitation_ttl_seconds = invitation_ttl(ttl)?;
-        }
-        if input.update_allowed_second_factors {
-            settings.allowed_second_factors =
-                convert::second_factor_methods(&input.allowed_second_factors)?;
-        }
-        if let Some(required) = input.require_second_factor {
-            settings.require_second_factor = required;
-        }
-        let audit = call
-            .audit(id, Action::SettingsUpdated, id)
-            .before(convert::settings_json(&before))
-            .after(convert::settings_json(&settings));
-        let organization = self.0.store.update_settings(id, &settings, &audit).await?;
+        let mut change = convert::settings_change(&input)?;
+        change.invitation_ttl_seconds = (change.invitation_ttl_seconds)
+            .map(invitation_ttl)
+            .transpose()?;
+        // The store applies the change to the settings it reads under its lock: no stale write-back.
+        let audit = |before: &OrganizationSettings, after: &OrganizationSettings| {
+            call.audit(id, Action::SettingsUpdated, id)
+                .before(convert::settings_json(before))
+                .after(convert::settings_json(after))
+        };
+        let organization = self
+            .0
+            .store
+            .update_settings(id, &change, me.user, &audit)
+            .await?;
         Ok(v1::UpdateOrganizationSettingsResponse {
             organization: Some(convert::organization(&organization)),
             consistency_token: convert::consistency_token(call.now),

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
     audit::{Action, Origin},
-    decision::Target,
+    decision::{Subject, Target},
     ids::{InvitationId, NotificationId, OrganizationId, UserId},
     model::{
         Actor, AuditEvent, Invitation, NewUser, Notification, NotificationKind, Organization, User,
@@ -19,9 +19,9 @@ use warden_core::{
 use warden_proto::v1::{self, user_service_server::UserService};
 
 use crate::{
-    call::{Acting, acting_on, anonymous, call, ensure_caller_holds},
+    call::{Acting, Call, acting_on, anonymous, call, ensure_caller_holds},
     convert::{self, Page},
-    guard::{AttemptKeys, Check},
+    guard::{self, AttemptKeys, Check},
     secrets::{random_token, sha256_hex},
     state::{AppState, Shared, UserCaller},
     status::to_status,
@@ -283,16 +283,41 @@ impl Users {
         let audit = call
             .audit(organization_id, Action::UserInvited, user.id)
             .after(after);
-        let user = self
+        let invited = self
             .0
             .store
             .invite_user(&user, &invitation, &notification, &audit)
-            .await?;
+            .await;
+        let user = match invited {
+            Err(Error::EmailInUse) => {
+                return Err(self.refused(&call, me, organization_id, &user.email).await);
+            }
+            other => other?,
+        };
         tracing::info!(organization_id = %organization_id, user_id = %user.id, "user invited");
         Ok(v1::InviteUserResponse {
             user: written(&user, call.now),
             consistency_token: convert::consistency_token(call.now),
         })
+    }
+
+    /// An address held elsewhere: each caller gets a few ALREADY_EXISTS answers an hour, each
+    /// audited, then RESOURCE_EXHAUSTED, so nobody maps which addresses exist in other tenants.
+    async fn refused(
+        &self,
+        call: &Call,
+        me: UserCaller,
+        organization: OrganizationId,
+        email: &Email,
+    ) -> Error {
+        if let Err(throttled) = guard::spend(&self.0.email_conflicts, me.user) {
+            return throttled;
+        }
+        let audit = call.audit(organization, Action::InvitationRefused, email.as_str());
+        match self.0.store.record_audit(&audit).await {
+            Ok(()) => Error::EmailInUse,
+            Err(error) => error,
+        }
     }
 
     async fn resend(
@@ -302,9 +327,9 @@ impl Users {
         let (call, input) = call(&self.0, request).await?;
         let (organization_id, target) = ids(&input.organization_id, &input.user_id)?;
         let me = call.member(organization_id)?;
+        let organization = self.managed_here(organization_id).await?;
         let Acting { target, .. } = acting_on(&self.0, me, organization_id, target).await?;
         Lifecycle::Resend.apply_to(&target)?;
-        let organization = self.organization(organization_id).await?;
         let (invitation, notification) =
             new_invitation(&organization, target.id, &target.email, call.now)?;
         let audit = call.audit(organization_id, Action::InvitationResent, target.id);
@@ -389,15 +414,41 @@ impl Users {
         organization: OrganizationId,
         user: &User,
     ) -> Result<(), Error> {
-        let them = self.0.store.load_subject(organization, user.id).await?;
-        let needs = users::reading_needs(them.as_ref());
+        let reader = self.reader(me, organization).await?;
         let tree = self.0.store.load_entity_tree(organization).await?;
-        ensure_caller_holds(&self.0, me, organization, &needs, &tree)
-            .await
-            .map_err(|error| match error {
-                Error::Escalation(_) => Error::PermissionDenied("requires users.read".into()),
-                other => other,
-            })
+        let them = self.0.store.load_subject(organization, user.id).await?;
+        if !users::may_read(&reader, them.as_ref(), &tree) {
+            return Err(Error::PermissionDenied("requires users.read".into()));
+        }
+        Ok(())
+    }
+
+    async fn reader(&self, me: UserCaller, organization: OrganizationId) -> Result<Subject, Error> {
+        self.0
+            .store
+            .load_subject(organization, me.user)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// The users of a page that `me` may read one by one (GetUser's rule): a filter on an entity
+    /// must not show organisation-wide users, nor their grants elsewhere.
+    async fn readable(
+        &self,
+        me: UserCaller,
+        organization: OrganizationId,
+        found: Vec<User>,
+    ) -> Result<Vec<User>, Error> {
+        let reader = self.reader(me, organization).await?;
+        let tree = self.0.store.load_entity_tree(organization).await?;
+        let mut shown = Vec::with_capacity(found.len());
+        for user in found {
+            let them = self.0.store.load_subject(organization, user.id).await?;
+            if users::may_read(&reader, them.as_ref(), &tree) {
+                shown.push(user);
+            }
+        }
+        Ok(shown)
     }
 
     async fn list(
@@ -409,11 +460,13 @@ impl Users {
         // Organisation-wide users.read lists everyone; users.read on an entity lists that entity's users.
         let scope = convert::optional_entity("entity_id", &input.entity_id)?
             .map_or(Target::Organization, Target::Entity);
-        call.require(organization, "users.read", scope).await?;
+        let me = call.require(organization, "users.read", scope).await?;
         let page = Page::parse(input.page_size, &input.page_token)?;
         let filter = convert::user_filter(&input, &page, call.now)?;
         let found = self.0.store.list_users(organization, &filter).await?;
         let (found, next_page_token) = page.cut(found, |user| user.id.to_string());
+        // A page can come back shorter than asked; its token still moves past every row read.
+        let found = self.readable(me, organization, found).await?;
         let statuses = self.statuses_seen(organization, &found, call.now).await?;
         Ok(v1::ListUsersResponse {
             users: convert::users_seen(&found, &statuses),

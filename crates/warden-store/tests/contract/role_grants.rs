@@ -1,0 +1,75 @@
+//! A role deleted while it is being granted leaves no grant naming it: the granting transaction
+//! finds the role gone (and waits for a deletion in progress), so users and groups stay editable.
+use chrono::Utc;
+use uuid::Uuid;
+use warden_core::{
+    Error,
+    ids::{GroupId, PermissionKey, RoleId},
+    model::{Group, Role, UserChange},
+    ports::{GroupStore, RoleStore, UserStore},
+};
+
+use crate::{TestStore, allow, audit, on_all};
+
+pub async fn a_deleted_role_cannot_be_granted_to_users_or_groups(store: &TestStore) {
+    let acme = store.organization().await;
+    let admin = store.active_admin(acme.id).await;
+    let role = Role {
+        id: RoleId::new(Uuid::now_v7().to_string()),
+        organization_id: acme.id,
+        name: "Gone".to_owned(),
+        description: String::new(),
+        permissions: vec![PermissionKey::new("users.read")],
+        predefined: false,
+    };
+    store
+        .create_role(&role, &audit(acme.id, "role.created"))
+        .await
+        .unwrap();
+    store
+        .delete_role(
+            acme.id,
+            &role.id,
+            acme.owner,
+            &allow,
+            &audit(acme.id, "role.deleted"),
+        )
+        .await
+        .unwrap();
+    let gone = || vec![on_all(role.id.as_str())];
+
+    let change = UserChange {
+        grants: Some(gone()),
+        ..UserChange::default()
+    };
+    let error = store
+        .update_user(acme.id, admin, &change, &audit(acme.id, "user.updated"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NotFound("role")), "{error:?}");
+    let user = store.find_user(acme.id, admin).await.unwrap().unwrap();
+    assert_eq!(
+        user.grants,
+        vec![on_all("admin")],
+        "the user kept its grants"
+    );
+
+    let invite = store.invitation(acme.id, gone());
+    let error = store.invite(&invite).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound("role")), "{error:?}");
+
+    let group = Group {
+        id: GroupId::generate(),
+        organization_id: acme.id,
+        name: "Team".to_owned(),
+        grants: gone(),
+        members: vec![],
+        created_at: Utc::now(),
+    };
+    let error = store
+        .create_group(&group, &audit(acme.id, "group.created"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NotFound("role")), "{error:?}");
+    assert!(store.find_group(acme.id, group.id).await.unwrap().is_none());
+}

@@ -73,6 +73,7 @@ contract_suite! {
     rollback::group_whose_audit_row_fails_is_not_created,
     rollback::transfer_whose_audit_row_fails_keeps_the_owner,
     role_grants::a_deleted_role_cannot_be_granted_to_users_or_groups,
+    role_grants::a_grant_racing_the_deletion_of_its_role_leaves_no_grant_naming_it,
     ownership::concurrent_transfers_leave_exactly_one_owner,
     ownership::concurrent_transfers_to_one_admin_leave_them_the_only_owner,
     ownership::transfer_racing_a_suspension_leaves_exactly_one_owner,

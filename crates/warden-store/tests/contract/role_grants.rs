@@ -4,6 +4,7 @@ use chrono::Utc;
 use uuid::Uuid;
 use warden_core::{
     Error,
+    catalogue::READ_ONLY_ROLE,
     ids::{GroupId, PermissionKey, RoleId},
     model::{Group, Role, UserChange},
     ports::{GroupStore, RoleStore, UserStore},
@@ -72,4 +73,44 @@ pub async fn a_deleted_role_cannot_be_granted_to_users_or_groups(store: &TestSto
         .unwrap_err();
     assert!(matches!(error, Error::NotFound("role")), "{error:?}");
     assert!(store.find_group(acme.id, group.id).await.unwrap().is_none());
+}
+
+pub async fn a_grant_racing_the_deletion_of_its_role_leaves_no_grant_naming_it(store: &TestStore) {
+    let acme = store.organization().await;
+    let admin = store.active_admin(acme.id).await;
+    for round in 0..8 {
+        let role = Role {
+            id: RoleId::new(Uuid::now_v7().to_string()),
+            organization_id: acme.id,
+            name: format!("Racing {round}"),
+            description: String::new(),
+            permissions: vec![PermissionKey::new("users.read")],
+            predefined: false,
+        };
+        store
+            .create_role(&role, &audit(acme.id, "role.created"))
+            .await
+            .unwrap();
+        let change = UserChange {
+            grants: Some(vec![on_all(role.id.as_str())]),
+            ..UserChange::default()
+        };
+        let (updated, removed) = (
+            audit(acme.id, "user.updated"),
+            audit(acme.id, "role.deleted"),
+        );
+        let (granted, deleted) = tokio::join!(
+            store.update_user(acme.id, admin, &change, &updated),
+            store.delete_role(acme.id, &role.id, acme.owner, &allow, &removed),
+        );
+        deleted.unwrap();
+        let user = store.find_user(acme.id, admin).await.unwrap().unwrap();
+        match granted {
+            // The grant came first: the deletion moved it to read_only.
+            Ok(_) => assert_eq!(user.grants, vec![on_all(READ_ONLY_ROLE)], "round {round}"),
+            // The deletion came first: the grant found the role gone and changed nothing.
+            Err(Error::NotFound("role")) => assert_ne!(user.grants, change.grants.unwrap()),
+            Err(other) => panic!("round {round}: {other:?}"),
+        }
+    }
 }

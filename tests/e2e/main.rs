@@ -14,6 +14,7 @@ mod notifications;
 mod organizations;
 mod ownership;
 mod reflection;
+mod role_changes;
 mod roles;
 mod second_factors;
 mod secrets;

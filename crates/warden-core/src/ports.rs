@@ -18,9 +18,15 @@ use crate::{
         SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
         UserStatus,
     },
+    rules::Affected,
     settings::SettingsChange,
     validate::Email,
 };
+
+/// A decision over everyone a role or group change affects, taken by the service (its rules are in
+/// `rules` and `roles`) and applied by the store inside the write transaction, on what that
+/// transaction reads: a concurrent grant or membership cannot slip past it.
+pub type Verdict<'a> = &'a (dyn Fn(&Affected) -> Result<(), Error> + Send + Sync);
 
 /// Seals secrets at rest under the deployment's secret key, so a copy of the database alone reveals
 /// none of them (the outbox's tokens and codes, TOTP secrets).
@@ -244,18 +250,27 @@ pub trait RoleStore: Send + Sync {
     /// Writes a custom role's name and description, and its permissions only when
     /// `replace_permissions` (a rename never writes back a stale permission list); its holders see
     /// the change at their next check. `FailedPrecondition` for a predefined role.
+    /// When the permissions change, `verdict` first decides on `caller` and every holder (direct or
+    /// through a group) inside the transaction; its refusal changes nothing.
     async fn update_role(
         &self,
         role: &Role,
         replace_permissions: bool,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<Role, Error>;
     /// Deletes a custom role and moves every user and group grant of it to `read_only`, in one
-    /// transaction. `FailedPrecondition` for a predefined role.
+    /// transaction, once `verdict` allowed it on `caller`, every holder (direct or through a group)
+    /// and every scope the role is held at, as that transaction reads them. A grant of the role
+    /// racing the deletion either comes first (and its holder is decided on and moved) or finds the
+    /// role gone (`NotFound("role")`). `FailedPrecondition` for a predefined role.
     async fn delete_role(
         &self,
         organization: OrganizationId,
         role: &RoleId,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<(), Error>;
     /// Rewrites the permissions of every organisation's predefined roles from the catalogue, in one
@@ -281,19 +296,30 @@ pub trait GroupStore: Send + Sync {
         after: Option<GroupId>,
         limit: u64,
     ) -> Result<Vec<Group>, Error>;
-    /// Changes the name and/or replaces the grants.
+    /// Changes the name and/or replaces the grants; when the grants change, `verdict` first decides
+    /// on `caller` and every member inside the transaction.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one write, each argument a part of it"
+    )]
     async fn update_group(
         &self,
         organization: OrganizationId,
         group: GroupId,
         name: Option<&str>,
         grants: Option<&[Grant]>,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<Group, Error>;
+    /// Deletes the group once `verdict` allowed it on `caller` and every member, inside the
+    /// transaction; a member added concurrently is either decided on or finds the group gone.
     async fn delete_group(
         &self,
         organization: OrganizationId,
         group: GroupId,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<(), Error>;
     /// Adding a member twice, or removing a non-member, changes nothing and succeeds.

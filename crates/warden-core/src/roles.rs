@@ -6,7 +6,7 @@ use crate::{
     catalogue::Catalogue,
     ids::{PermissionKey, RoleId},
     model::{Role, Scope},
-    rules::Wanted,
+    rules::{Affected, Wanted, ensure_holds, ensure_may_act_on_all},
     validate,
 };
 
@@ -86,6 +86,28 @@ pub fn definition_needs(permissions: &[PermissionKey]) -> Vec<Wanted> {
             scope: Scope::All,
         })
         .collect()
+}
+
+/// Deleting a role moves its holders to `read_only` where they held it: a grant of `fallback`
+/// (read_only's permissions) at each of those scopes.
+pub fn deletion_needs(fallback: &[PermissionKey], scopes: &[Scope]) -> Vec<Wanted> {
+    scopes
+        .iter()
+        .flat_map(|scope| {
+            fallback.iter().map(|permission| Wanted {
+                permission: permission.clone(),
+                scope: scope.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Deleting a role: no escalation for the `read_only` it hands its holders (SPEC §3), and the
+/// acting rule for each holder (SPEC §2).
+pub fn ensure_may_delete(affected: &Affected, fallback: &[PermissionKey]) -> Result<(), Error> {
+    let wanted = deletion_needs(fallback, &affected.scopes);
+    ensure_holds(&affected.caller, &wanted, &affected.tree)?;
+    ensure_may_act_on_all(affected)
 }
 
 /// Predefined roles cannot be changed or deleted; the store applies the same rule inside its write.
@@ -172,6 +194,51 @@ mod tests {
         );
         role.predefined = false;
         assert!(ensure_custom(&role).is_ok());
+    }
+
+    #[test]
+    fn deleting_a_role_needs_read_only_where_it_is_held_and_the_acting_rule() {
+        use crate::{
+            decision::{EntityTree, Holding, Source, Subject},
+            ids::{EntityId, UserId},
+        };
+        let gmbh = EntityId(uuid::Uuid::from_u128(1));
+        let subject = |permissions: &[&str], scope: Scope| Subject {
+            user: UserId::generate(),
+            status: crate::model::UserStatus::Active,
+            owner: false,
+            holdings: vec![Holding {
+                source: Source::Role(RoleId::new("r")),
+                scope,
+                permissions: keys(permissions).into_iter().collect(),
+            }],
+        };
+        let on_gmbh = Scope::Entities([gmbh].into());
+        let fallback = keys(&["account.read", "payments.read"]);
+        let affected = |caller: Subject, holders: Vec<Subject>| Affected {
+            caller,
+            holders,
+            scopes: vec![on_gmbh.clone()],
+            tree: EntityTree::from_pairs([(gmbh, None)]),
+        };
+        let iam = subject(&["users.write", "account.read"], Scope::All);
+        let error = ensure_may_delete(&affected(iam, vec![]), &fallback).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("cannot grant payments.read on entity {gmbh}: you do not hold it")
+        );
+        let manager = subject(
+            &["users.write", "account.read", "payments.read"],
+            Scope::All,
+        );
+        let holder = subject(&["account.read"], on_gmbh.clone());
+        let richer = subject(&["payments.refund"], on_gmbh.clone());
+        assert!(ensure_may_delete(&affected(manager.clone(), vec![holder]), &fallback).is_ok());
+        let error = ensure_may_delete(&affected(manager, vec![richer]), &fallback).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "this user holds permissions you do not hold"
+        );
     }
 
     #[test]

@@ -92,6 +92,27 @@ pub fn ensure_may_act_on(
         .map_err(|_| Error::PermissionDenied("this user holds permissions you do not hold".into()))
 }
 
+/// Everyone whose access a role or group change alters, read by the store inside the write
+/// transaction, with the caller and the tree as that transaction sees them.
+#[derive(Clone, Debug)]
+pub struct Affected {
+    pub caller: Subject,
+    /// Users holding the role directly or through a group, or the group's members.
+    pub holders: Vec<Subject>,
+    /// Every scope at which the role is held (by users and by groups); empty for a group change.
+    pub scopes: Vec<Scope>,
+    pub tree: EntityTree,
+}
+
+/// Changing the access of several users at once (editing or deleting a role or a group): the
+/// acting rule for each of them, as if the caller edited them one by one.
+pub fn ensure_may_act_on_all(affected: &Affected) -> Result<(), Error> {
+    affected
+        .holders
+        .iter()
+        .try_for_each(|holder| ensure_may_act_on(&affected.caller, holder, &affected.tree))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -175,6 +196,26 @@ mod tests {
         assert!(ensure_may_act_on(&admin, &owner(&analyst), &tree()).is_err());
         assert!(ensure_may_act_on(&owner(&admin), &owner(&analyst), &tree()).is_ok());
         let error = ensure_may_act_on(&admin, &richer, &tree()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "this user holds permissions you do not hold"
+        );
+    }
+
+    #[test]
+    fn a_change_to_many_users_needs_the_acting_rule_on_each() {
+        let admin = subject(&["users.write", "payments.read"], Scope::All);
+        let analyst = subject(&["payments.read"], Scope::Entities([entity(1)].into()));
+        let richer = subject(&["payments.refund"], Scope::All);
+        let affected = |holders: Vec<Subject>| Affected {
+            caller: admin.clone(),
+            holders,
+            scopes: vec![],
+            tree: tree(),
+        };
+        assert!(ensure_may_act_on_all(&affected(vec![])).is_ok());
+        assert!(ensure_may_act_on_all(&affected(vec![analyst.clone()])).is_ok());
+        let error = ensure_may_act_on_all(&affected(vec![analyst, richer])).unwrap_err();
         assert_eq!(
             error.to_string(),
             "this user holds permissions you do not hold"

@@ -1,6 +1,10 @@
 //! The one writer of grant rows. User grants, direct permissions and group grants are all stored as
 //! one row per (holder, key, entity), where a NULL entity means all entities, present and future.
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use std::collections::BTreeSet;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 use warden_core::{
     Error,
@@ -10,13 +14,15 @@ use warden_core::{
 
 use crate::{
     internal,
-    tables::{direct_permissions, group_grants, user_grants},
+    tables::{direct_permissions, group_grants, roles, user_grants},
 };
 
 /// A table of grant rows.
 pub(crate) trait GrantTable: EntityTrait {
     /// The column naming who holds the grant: a user or a group.
     const HOLDER: Self::Column;
+    /// Whether the key is a role id (user and group grants) rather than a permission.
+    const ROLE_KEYED: bool;
     fn row(
         organization: String,
         holder: String,
@@ -51,6 +57,7 @@ impl Held for DirectGrant {
 
 impl GrantTable for user_grants::Entity {
     const HOLDER: user_grants::Column = user_grants::Column::UserId;
+    const ROLE_KEYED: bool = true;
     fn row(
         organization: String,
         holder: String,
@@ -69,6 +76,7 @@ impl GrantTable for user_grants::Entity {
 
 impl GrantTable for direct_permissions::Entity {
     const HOLDER: direct_permissions::Column = direct_permissions::Column::UserId;
+    const ROLE_KEYED: bool = false;
     fn row(
         organization: String,
         holder: String,
@@ -87,6 +95,7 @@ impl GrantTable for direct_permissions::Entity {
 
 impl GrantTable for group_grants::Entity {
     const HOLDER: group_grants::Column = group_grants::Column::GroupId;
+    const ROLE_KEYED: bool = true;
     fn row(
         organization: String,
         holder: String,
@@ -134,8 +143,37 @@ where
             })
         })
         .collect();
+    if T::ROLE_KEYED {
+        ensure_roles_exist(db, organization, grants.iter().map(Held::key)).await?;
+    }
     if !rows.is_empty() {
         T::insert_many(rows).exec(db).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Fails with `NotFound("role")` unless every role exists in the organisation, and holds a share
+/// lock on each until the caller's transaction ends (FOR SHARE on PostgreSQL; SQLite's IMMEDIATE
+/// transaction already holds the write lock): `delete_role` locks the role row exclusively, so a
+/// grant and a deletion of one role queue instead of leaving a grant that names no role.
+pub(crate) async fn ensure_roles_exist<'a>(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<(), Error> {
+    let wanted: BTreeSet<&str> = keys.collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let found = roles::Entity::find()
+        .filter(roles::Column::OrganizationId.eq(organization.to_string()))
+        .filter(roles::Column::Id.is_in(wanted.iter().copied()))
+        .lock_shared()
+        .all(db)
+        .await
+        .map_err(internal)?;
+    if found.len() != wanted.len() {
+        return Err(Error::NotFound("role"));
     }
     Ok(())
 }

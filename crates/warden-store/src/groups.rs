@@ -11,15 +11,16 @@ use warden_core::{
     Error,
     ids::{GroupId, OrganizationId, RoleId, UserId},
     model::{AuditEvent, Grant, Group},
-    ports::GroupStore,
+    ports::{GroupStore, Verdict},
 };
 
 use crate::{
     SqlStore,
     audit::insert_audit,
     convert::{scopes, uuid},
-    grants::replace_grants,
+    grants::{ensure_roles_exist, replace_grants},
     internal,
+    subjects::affected,
     tables::{group_grants, group_members, groups, users},
     unique_violation_as,
 };
@@ -96,6 +97,60 @@ async fn find(
     }
 }
 
+/// Share-locks the listed groups of the organisation until the caller's transaction ends (FOR SHARE
+/// on PostgreSQL; SQLite's IMMEDIATE transaction already holds the write lock): membership changes
+/// lock the group row exclusively, so they queue behind a role change deciding on the members.
+pub(crate) async fn lock_groups(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    ids: &[String],
+) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    groups::Entity::find()
+        .filter(groups::Column::OrganizationId.eq(organization.to_string()))
+        .filter(groups::Column::Id.is_in(ids.iter().cloned()))
+        .lock_shared()
+        .all(db)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// Locks one group for a change of it or of its members (FOR UPDATE on PostgreSQL).
+async fn lock_group(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    group: GroupId,
+) -> Result<(), Error> {
+    groups::Entity::find_by_id(group.to_string())
+        .filter(groups::Column::OrganizationId.eq(organization.to_string()))
+        .lock_exclusive()
+        .one(db)
+        .await
+        .map_err(internal)?
+        .ok_or(Error::NotFound("group"))?;
+    Ok(())
+}
+
+/// The caller and every member of the locked group, as the caller's transaction reads them.
+async fn members_of(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    group: GroupId,
+    caller: UserId,
+) -> Result<warden_core::rules::Affected, Error> {
+    let members = group_members::Entity::find()
+        .filter(group_members::Column::OrganizationId.eq(organization.to_string()))
+        .filter(group_members::Column::GroupId.eq(group.to_string()))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let members = members.into_iter().map(|member| member.user_id);
+    affected(db, organization, caller, members, vec![]).await
+}
+
 /// The group as the caller's transaction sees it now: what a change returns.
 async fn reload(
     db: &impl ConnectionTrait,
@@ -167,11 +222,21 @@ impl GroupStore for SqlStore {
         group: GroupId,
         name: Option<&str>,
         grants: Option<&[Grant]>,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<Group, Error> {
         let txn = self.begin().await?;
+        if let Some(grants) = grants {
+            // Roles before the group, in the order `delete_role` locks them: no deadlock.
+            ensure_roles_exist(&txn, organization, grants.iter().map(|g| g.role.as_str())).await?;
+        }
+        lock_group(&txn, organization, group).await?;
+        if grants.is_some() {
+            verdict(&members_of(&txn, organization, group, caller).await?)?;
+        }
         let mut update = groups::Entity::update_many()
-            .col_expr(groups::Column::Id, Expr::col(groups::Column::Id)) // Locks the row even when only grants change.
+            .col_expr(groups::Column::Id, Expr::col(groups::Column::Id)) // A no-op when only grants change.
             .filter(groups::Column::Id.eq(group.to_string()))
             .filter(groups::Column::OrganizationId.eq(organization.to_string()));
         if let Some(name) = name {
@@ -194,9 +259,13 @@ impl GroupStore for SqlStore {
         &self,
         organization: OrganizationId,
         group: GroupId,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<(), Error> {
         let txn = self.begin().await?;
+        lock_group(&txn, organization, group).await?;
+        verdict(&members_of(&txn, organization, group, caller).await?)?;
         // Grants and memberships go with it (ON DELETE CASCADE).
         let deleted = groups::Entity::delete_many()
             .filter(groups::Column::Id.eq(group.to_string()))
@@ -232,9 +301,8 @@ impl GroupStore for SqlStore {
         {
             return Err(Error::NotFound("user"));
         }
-        if find(&txn, organization, group).await?.is_none() {
-            return Err(Error::NotFound("group"));
-        }
+        // Exclusive: a role change deciding on this group's members holds it shared meanwhile.
+        lock_group(&txn, organization, group).await?;
         if member {
             group_members::Entity::insert(group_members::ActiveModel {
                 group_id: Set(group.to_string()),

@@ -10,18 +10,94 @@ use sea_orm::{
 use warden_core::{
     Error,
     catalogue::{PredefinedRole, READ_ONLY_ROLE},
-    ids::{OrganizationId, PermissionKey, RoleId},
+    ids::{OrganizationId, PermissionKey, RoleId, UserId},
     model::{AuditEvent, Role},
-    ports::RoleStore,
+    ports::{RoleStore, Verdict},
+    rules::Affected,
 };
 
 use crate::{
     SqlStore,
     audit::insert_audit,
+    convert::scopes,
+    groups::lock_groups,
     internal,
-    tables::{direct_permissions, group_grants, role_permissions, roles, user_grants},
+    subjects::affected,
+    tables::{
+        direct_permissions, group_grants, group_members, role_permissions, roles, user_grants,
+    },
     unique_violation_as,
 };
+
+/// Locks a role row for a change of it (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction
+/// already holds the write lock): grants of the role (`grants::insert_grants`, FOR SHARE) queue
+/// behind it, so the holders read next are all of them.
+async fn lock_role(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    role: &RoleId,
+) -> Result<roles::Model, Error> {
+    roles::Entity::find_by_id((organization.to_string(), role.to_string()))
+        .lock_exclusive()
+        .one(db)
+        .await
+        .map_err(internal)?
+        .ok_or(Error::NotFound("role"))
+}
+
+/// Everyone holding `role`, directly or as a member of a group holding it, and every scope it is
+/// held at, read inside the caller's transaction once the role row is locked. The groups holding
+/// it are locked too, so that a member added concurrently queues behind this transaction.
+async fn holders_of(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    role: &RoleId,
+    caller: UserId,
+) -> Result<Affected, Error> {
+    let direct = user_grants::Entity::find()
+        .filter(user_grants::Column::OrganizationId.eq(organization.to_string()))
+        .filter(user_grants::Column::RoleId.eq(role.to_string()))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let through_groups = group_grants::Entity::find()
+        .filter(group_grants::Column::OrganizationId.eq(organization.to_string()))
+        .filter(group_grants::Column::RoleId.eq(role.to_string()))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let group_ids: Vec<String> = through_groups
+        .iter()
+        .map(|grant| grant.group_id.clone())
+        .collect();
+    lock_groups(db, organization, &group_ids).await?;
+    let members = group_members::Entity::find()
+        .filter(group_members::Column::OrganizationId.eq(organization.to_string()))
+        .filter(group_members::Column::GroupId.is_in(group_ids))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let mut held = scopes(
+        direct
+            .iter()
+            .map(|grant| (format!("user {}", grant.user_id), grant.entity_id.clone())),
+    )?;
+    held.extend(scopes(through_groups.iter().map(|grant| {
+        (format!("group {}", grant.group_id), grant.entity_id.clone())
+    }))?);
+    let holders = direct
+        .into_iter()
+        .map(|grant| grant.user_id)
+        .chain(members.into_iter().map(|member| member.user_id));
+    affected(
+        db,
+        organization,
+        caller,
+        holders,
+        held.into_values().collect(),
+    )
+    .await
+}
 
 /// Inserts a role and its permissions inside the caller's transaction.
 pub(crate) async fn insert_role(
@@ -156,9 +232,20 @@ impl RoleStore for SqlStore {
         &self,
         role: &Role,
         replace_permissions: bool,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<Role, Error> {
         let txn = self.begin().await?;
+        if replace_permissions {
+            if lock_role(&txn, role.organization_id, &role.id)
+                .await?
+                .predefined
+            {
+                return Err(warden_core::roles::predefined_is_fixed());
+            }
+            verdict(&holders_of(&txn, role.organization_id, &role.id, caller).await?)?;
+        }
         let updated = roles::Entity::update_many()
             .col_expr(roles::Column::Name, Expr::value(role.name.as_str()))
             .col_expr(
@@ -198,18 +285,15 @@ impl RoleStore for SqlStore {
         &self,
         organization: OrganizationId,
         role: &RoleId,
+        caller: UserId,
+        verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<(), Error> {
         let txn = self.begin().await?;
-        let found = roles::Entity::find_by_id((organization.to_string(), role.to_string()))
-            .one(&txn)
-            .await
-            .map_err(internal)?;
-        match found {
-            None => return Err(Error::NotFound("role")),
-            Some(row) if row.predefined => return Err(warden_core::roles::predefined_is_fixed()),
-            Some(_) => {}
+        if lock_role(&txn, organization, role).await?.predefined {
+            return Err(warden_core::roles::predefined_is_fixed());
         }
+        verdict(&holders_of(&txn, organization, role, caller).await?)?;
         // Holders keep their entity scope, with read-only access (SPEC §3).
         user_grants::Entity::update_many()
             .col_expr(user_grants::Column::RoleId, Expr::value(READ_ONLY_ROLE))

@@ -9,6 +9,7 @@ use warden_core::{
     ids::{EntityId, OrganizationId, PermissionKey, RoleId, UserId},
     model::Scope,
     ports::SubjectSource,
+    rules::Affected,
     users::{FactorStanding, status_decided},
 };
 
@@ -28,21 +29,59 @@ impl SubjectSource for SqlStore {
         organization: OrganizationId,
         user: UserId,
     ) -> Result<Option<Subject>, Error> {
+        subject(&self.db, organization, user).await
+    }
+
+    async fn load_entity_tree(&self, organization: OrganizationId) -> Result<EntityTree, Error> {
+        entity_tree(&self.db, organization).await
+    }
+}
+
+/// The caller and everyone in `holders` (each once), with the tree, as `db` reads them: what a
+/// role or group change decides on inside its transaction.
+pub(crate) async fn affected(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    caller: UserId,
+    holders: impl IntoIterator<Item = String>,
+    scopes: Vec<Scope>,
+) -> Result<Affected, Error> {
+    let not_found = || Error::NotFound("user");
+    let caller = subject(db, organization, caller)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut loaded = Vec::new();
+    for holder in holders.into_iter().collect::<BTreeSet<_>>() {
+        let id = UserId(uuid(&holder)?);
+        loaded.push(subject(db, organization, id).await?.ok_or_else(not_found)?);
+    }
+    Ok(Affected {
+        caller,
+        holders: loaded,
+        scopes,
+        tree: entity_tree(db, organization).await?,
+    })
+}
+
+/// One user's subject as `db` (a transaction or the pool) reads it.
+pub(crate) async fn subject(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+    user: UserId,
+) -> Result<Option<Subject>, Error> {
+    {
         let row = users::Entity::find_by_id(user.to_string())
             .filter(users::Column::OrganizationId.eq(organization.to_string()))
-            .one(&self.db)
+            .one(db)
             .await
             .map_err(internal)?;
         let Some(row) = row else { return Ok(None) };
-        let user = load_user(&self.db, row).await?;
-        let status = status_decided(
-            &user,
-            factor_standing(&self.db, organization, user.id).await?,
-        );
+        let user = load_user(db, row).await?;
+        let status = status_decided(&user, factor_standing(db, organization, user.id).await?);
         let memberships = group_members::Entity::find()
             .filter(group_members::Column::OrganizationId.eq(organization.to_string()))
             .filter(group_members::Column::UserId.eq(user.id.to_string()))
-            .all(&self.db)
+            .all(db)
             .await
             .map_err(internal)?;
         let group_ids: Vec<String> = memberships
@@ -52,7 +91,7 @@ impl SubjectSource for SqlStore {
         let names: BTreeMap<String, String> = groups::Entity::find()
             .filter(groups::Column::OrganizationId.eq(organization.to_string()))
             .filter(groups::Column::Id.is_in(group_ids.clone()))
-            .all(&self.db)
+            .all(db)
             .await
             .map_err(internal)?
             .into_iter()
@@ -61,7 +100,7 @@ impl SubjectSource for SqlStore {
         let group_grants = group_grants::Entity::find()
             .filter(group_grants::Column::OrganizationId.eq(organization.to_string()))
             .filter(group_grants::Column::GroupId.is_in(group_ids))
-            .all(&self.db)
+            .all(db)
             .await
             .map_err(internal)?;
         let roles = user
@@ -70,7 +109,7 @@ impl SubjectSource for SqlStore {
             .map(|grant| grant.role.to_string())
             .chain(group_grants.iter().map(|grant| grant.role_id.clone()))
             .collect::<BTreeSet<_>>();
-        let permissions = permissions_of(&self.db, organization, roles).await?;
+        let permissions = permissions_of(db, organization, roles).await?;
         let of = |role: &str| -> BTreeSet<PermissionKey> {
             permissions
                 .get(role)
@@ -127,11 +166,16 @@ impl SubjectSource for SqlStore {
             holdings,
         }))
     }
+}
 
-    async fn load_entity_tree(&self, organization: OrganizationId) -> Result<EntityTree, Error> {
+pub(crate) async fn entity_tree(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+) -> Result<EntityTree, Error> {
+    {
         let rows = entities::Entity::find()
             .filter(entities::Column::OrganizationId.eq(organization.to_string()))
-            .all(&self.db)
+            .all(db)
             .await
             .map_err(internal)?;
         let pairs = rows

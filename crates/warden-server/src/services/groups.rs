@@ -8,6 +8,7 @@ use warden_core::{
     grants::Requested,
     ids::{GroupId, OrganizationId, UserId},
     model::{Grant, Group},
+    rules::ensure_may_act_on_all,
     validate,
 };
 use warden_proto::v1::{self, group_service_server::GroupService};
@@ -168,10 +169,20 @@ impl Groups {
             .audit(organization, Action::GroupUpdated, id)
             .before(convert::group_json(&current))
             .after(convert::group_json(&after));
+        // New grants change every member's access: the acting rule for each (SPEC §2), decided by
+        // the store inside its transaction.
         let updated = self
             .0
             .store
-            .update_group(organization, id, name.as_deref(), grants.as_deref(), &audit)
+            .update_group(
+                organization,
+                id,
+                name.as_deref(),
+                grants.as_deref(),
+                me.user,
+                &ensure_may_act_on_all,
+                &audit,
+            )
             .await?;
         Ok(v1::UpdateGroupResponse {
             group: Some(convert::group(&updated)),
@@ -185,11 +196,15 @@ impl Groups {
     ) -> Result<v1::DeleteGroupResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
         let (organization, id) = ids(&input.organization_id, &input.group_id)?;
-        let (_, current, _) = self.managed(&call, organization, id).await?;
+        let (me, current, _) = self.managed(&call, organization, id).await?;
         let audit = call
             .audit(organization, Action::GroupDeleted, id)
             .before(convert::group_json(&current));
-        self.0.store.delete_group(organization, id, &audit).await?;
+        // Every member loses the group's grants: the acting rule for each (SPEC §2).
+        self.0
+            .store
+            .delete_group(organization, id, me.user, &ensure_may_act_on_all, &audit)
+            .await?;
         Ok(v1::DeleteGroupResponse {
             consistency_token: convert::consistency_token(call.now),
         })

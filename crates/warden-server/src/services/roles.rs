@@ -5,10 +5,12 @@ use uuid::Uuid;
 use warden_core::{
     Error,
     audit::Action,
+    catalogue::READ_ONLY_ROLE,
     decision::Target,
     ids::{OrganizationId, PermissionKey, RoleId},
     model::Role,
     roles,
+    rules::{Affected, ensure_may_act_on_all},
 };
 use warden_proto::v1::{self, role_service_server::RoleService};
 
@@ -173,7 +175,13 @@ impl Roles {
             .audit(organization, Action::RoleUpdated, &role.id)
             .before(convert::role_json(&current))
             .after(convert::role_json(&role));
-        let role = self.0.store.update_role(&role, permissions, &audit).await?;
+        // New permissions change every holder's access: the acting rule for each (SPEC §2), decided
+        // by the store inside its transaction.
+        let role = self
+            .0
+            .store
+            .update_role(&role, permissions, me.user, &ensure_may_act_on_all, &audit)
+            .await?;
         Ok(v1::UpdateRoleResponse {
             role: Some(self.message(&role)),
             consistency_token: convert::consistency_token(call.now),
@@ -185,14 +193,23 @@ impl Roles {
         request: Request<v1::DeleteRoleRequest>,
     ) -> Result<v1::DeleteRoleResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        let (organization, _) = self.writer(&call, &input.organization_id).await?;
+        let (organization, me) = self.writer(&call, &input.organization_id).await?;
         let role = self.custom_role(organization, &input.role_id).await?;
         let audit = call
             .audit(organization, Action::RoleDeleted, &role.id)
             .before(convert::role_json(&role));
+        // The holders fall back to read_only where they held the role: a grant the caller must be
+        // able to make to each of them (SPEC §2, §3), decided inside the store's transaction.
+        let fallback = self
+            .0
+            .catalogue
+            .predefined_role(READ_ONLY_ROLE)
+            .map(|role| role.permissions.clone())
+            .ok_or_else(|| Error::internal("the catalogue has no read_only role"))?;
+        let verdict = move |affected: &Affected| roles::ensure_may_delete(affected, &fallback);
         self.0
             .store
-            .delete_role(organization, &role.id, &audit)
+            .delete_role(organization, &role.id, me.user, &verdict, &audit)
             .await?;
         Ok(v1::DeleteRoleResponse {
             consistency_token: convert::consistency_token(call.now),

@@ -13,7 +13,7 @@ use warden_core::{
     },
 };
 
-use crate::{TestStore, all_events, audit, everyone, on_all};
+use crate::{TestStore, all_events, allow, audit, everyone, on_all};
 
 pub async fn users_of_another_organization_are_invisible_and_untouchable(store: &TestStore) {
     let (acme, other) = (store.organization().await, store.organization().await);
@@ -191,7 +191,13 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
             .all(|(_, role)| role.organization_id == other.id)
     );
     let deleted = store
-        .delete_role(other.id, &role.id, &audit(other.id, "role.deleted"))
+        .delete_role(
+            other.id,
+            &role.id,
+            other.owner,
+            &allow,
+            &audit(other.id, "role.deleted"),
+        )
         .await;
     assert!(
         matches!(deleted, Err(Error::NotFound("role"))),
@@ -219,6 +225,8 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
             group.id,
             Some("Mine"),
             None,
+            other.owner,
+            &allow,
             &audit(other.id, "group.updated"),
         )
         .await;
@@ -250,7 +258,13 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
         .await;
     assert!(matches!(joined, Err(Error::NotFound("user"))), "{joined:?}");
     let removed = store
-        .delete_group(other.id, group.id, &audit(other.id, "group.deleted"))
+        .delete_group(
+            other.id,
+            group.id,
+            other.owner,
+            &allow,
+            &audit(other.id, "group.deleted"),
+        )
         .await;
     assert!(
         matches!(removed, Err(Error::NotFound("group"))),

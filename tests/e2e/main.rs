@@ -20,4 +20,5 @@ mod secrets;
 mod sessions;
 mod sso;
 mod startup;
+mod throttling;
 mod users;

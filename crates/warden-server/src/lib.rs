@@ -221,6 +221,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
             i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,
         ),
         limiter: guard::limiter(config.unauthenticated_rate_per_minute),
+        limits: guard::Limits::new(config).map_err(Error::internal)?,
         bad_tokens: bad_tokens::BadTokens::new(config.failed_authentication_per_minute),
         api_key_touches: Default::default(),
         refresh_ttl: chrono::Duration::seconds(

@@ -30,6 +30,7 @@ pub struct AppState {
     pub refresh_ttl: chrono::Duration,
     pub reset_ttl: chrono::Duration,
     pub limiter: crate::guard::Limiter,
+    pub limits: crate::guard::Limits,
     pub bad_tokens: crate::bad_tokens::BadTokens,
     /// When this replica last recorded each API key's use: at most one write a minute per key, so
     /// the check path does not write on every call.

@@ -203,6 +203,9 @@ impl Auth {
         let factor_id = FactorId::parse("factor_id", &input.factor_id)?;
         let usable = self.0.usable_factors(&user).await?;
         let factor = second_factor::code_factor(usable, factor_id)?;
+        self.0
+            .spend_send_quota(user.organization_id, user.id)
+            .await?;
         let code = factors::new_code()?;
         let hash = factors::code_hash(&challenge.id.to_string(), &code);
         let pending = PendingCode::new(hash, factor.id, call.now);
@@ -230,6 +233,7 @@ impl Auth {
             .accepts_challenge_code(&challenge, &user, code, call.now)
             .await?;
         if !accepted {
+            self.0.attempt_failed(&keys).await?;
             let failures = self.0.store.record_challenge_failure(challenge.id).await?;
             return Err(second_factor::wrong_code(failures));
         }
@@ -256,6 +260,7 @@ impl Auth {
         let settings = self.0.settings_of(me.organization).await?;
         let enrolled = self.0.store.list_factors(me.organization, me.user).await?;
         second_factor::ensure_may_enroll(&settings, method, enrolled.len())?;
+        self.0.spend_send_quota(me.organization, me.user).await?;
         let user = self.0.signed_in_user(me).await?;
         let enrolment = self
             .0
@@ -306,6 +311,7 @@ impl Auth {
                 .accepts_confirmation(&factor, pending, code, call.now)
                 .await?
             {
+                self.0.attempt_failed(&keys).await?;
                 self.0.store.record_factor_failure(factor.id).await?;
                 return Err(Error::Unauthenticated("code: incorrect"));
             }

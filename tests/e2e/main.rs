@@ -13,6 +13,7 @@ mod janitor;
 mod notifications;
 mod organizations;
 mod ownership;
+mod reauthentication;
 mod reflection;
 mod roles;
 mod second_factors;

@@ -154,6 +154,7 @@ async fn second_factor_enrolments_and_codes_have_a_quota_per_user() {
             .unwrap();
         mine.remove_second_factor(v1::RemoveSecondFactorRequest {
             factor_id: factor.id,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -309,6 +309,8 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<RefreshOutcome, Error>;
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
+    /// Records that the session proved a password or factor again at `at`.
+    async fn record_reauthentication(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
 }
 
 #[async_trait]

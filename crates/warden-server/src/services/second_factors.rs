@@ -17,13 +17,13 @@ use warden_core::{
 use warden_proto::v1;
 
 use crate::{
-    call::{acting_on, anonymous, call},
+    call::{Call, acting_on, anonymous, call},
     convert::{self, Page},
     factors,
     guard::{AttemptKeys, Check},
     secrets::random_token,
     services::auth::{Auth, me},
-    state::AppState,
+    state::{AppState, UserCaller},
 };
 
 fn recovery_hash(code: &str) -> String {
@@ -40,6 +40,28 @@ struct Enrolment {
 }
 
 impl AppState {
+    /// SPEC §4: enrolling or removing a factor needs a password or factor proved within the last
+    /// 10 minutes, or the password in the request (checked under the attempt throttle), which the
+    /// session then remembers as its latest proof.
+    async fn ensure_recent_proof(
+        &self,
+        call: &Call,
+        me: UserCaller,
+        password: String,
+    ) -> Result<(), Error> {
+        if password.is_empty() {
+            let session = self.store.find_session(me.session).await?;
+            let session = session.ok_or(Error::Unauthenticated("session ended; sign in again"))?;
+            return session.ensure_recently_authenticated(call.now);
+        }
+        let user = self.signed_in_user(me).await?;
+        self.check_password_of(&user, &call.origin, password, "password: incorrect")
+            .await?;
+        self.store
+            .record_reauthentication(me.session, call.now)
+            .await
+    }
+
     /// After a right password: a challenge and the factors that complete it, or `None` to sign in
     /// at once. A LOCKED user is refused unless an admin issued a recovery code.
     pub(crate) async fn challenge(
@@ -254,8 +276,10 @@ impl Auth {
         &self,
         request: Request<v1::EnrollSecondFactorRequest>,
     ) -> Result<v1::EnrollSecondFactorResponse, Error> {
-        let (call, input) = call(&self.0, request).await?;
+        let (call, mut input) = call(&self.0, request).await?;
         let me = me(&call)?;
+        let password = std::mem::take(&mut input.password);
+        self.0.ensure_recent_proof(&call, me, password).await?;
         let method = convert::second_factor_method(input.method())?;
         let settings = self.0.settings_of(me.organization).await?;
         let enrolled = self.0.store.list_factors(me.organization, me.user).await?;
@@ -354,6 +378,9 @@ impl Auth {
         let (call, input) = call(&self.0, request).await?;
         let me = me(&call)?;
         let id = FactorId::parse("factor_id", &input.factor_id)?;
+        self.0
+            .ensure_recent_proof(&call, me, input.password)
+            .await?;
         let audit = call.audit(me.organization, Action::SecondFactorRemoved, id);
         self.0
             .store

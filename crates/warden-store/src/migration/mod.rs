@@ -7,6 +7,7 @@ mod m20261201_000003_groups;
 mod m20261201_000004_sessions_hardening;
 mod m20261201_000005_second_factors;
 mod m20261201_000006_sso;
+mod m20261202_000001_sessions_authenticated_at;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_sessions_hardening::Migration),
             Box::new(m20261201_000005_second_factors::Migration),
             Box::new(m20261201_000006_sso::Migration),
+            Box::new(m20261202_000001_sessions_authenticated_at::Migration),
         ]
     }
 }

@@ -22,6 +22,7 @@ fn enroll(method: v1::SecondFactorMethod, phone: &str) -> v1::EnrollSecondFactor
     v1::EnrollSecondFactorRequest {
         method: method as i32,
         phone_number: phone.into(),
+        ..Default::default()
     }
 }
 
@@ -436,6 +437,7 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
     alans
         .remove_second_factor(v1::RemoveSecondFactorRequest {
             factor_id: factor_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -448,7 +450,10 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
         "no factor, no challenge"
     );
     let error = alans
-        .remove_second_factor(v1::RemoveSecondFactorRequest { factor_id })
+        .remove_second_factor(v1::RemoveSecondFactorRequest {
+            factor_id,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound);

@@ -11,6 +11,7 @@ mod fixtures;
 pub mod grants;
 pub mod ids;
 pub mod model;
+pub mod network;
 pub mod ownership;
 pub mod page;
 pub mod password;

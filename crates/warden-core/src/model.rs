@@ -489,6 +489,9 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the session last proved a password or a factor (sign-in, or a re-proof); `None` for
+    /// sessions older than the record.
+    pub authenticated_at: Option<DateTime<Utc>>,
 }
 
 /// An Ed25519 key that signs access tokens; every replica reads the same rows.

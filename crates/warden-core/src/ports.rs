@@ -20,6 +20,7 @@ use crate::{
     },
     rules::Affected,
     settings::SettingsChange,
+    throttle::{BackOff, Budget},
     validate::Email,
 };
 
@@ -345,20 +346,41 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<RefreshOutcome, Error>;
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
+    /// Records that the session proved a password or factor again at `at`.
+    async fn record_reauthentication(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
 }
 
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// Registers one attempt under every key, atomically: `Some(retry_after)` when any key is in
-    /// back-off (then nothing is counted). Fails (closed) when the counters cannot be written.
-    async fn register_attempt(
+    /// Before a password or code check, atomically: `Some(retry_after)` while `address` has spent
+    /// its `budget` of failures or `account` is in back-off (then nothing is counted); otherwise the
+    /// attempt counts against the account until it succeeds. The address is charged only by
+    /// `attempt_failed`, so a check that never finishes leaves no failure on it. Fails (closed) when
+    /// the counters cannot be written.
+    async fn begin_attempt(
         &self,
-        keys: &[String],
+        account: &str,
+        address: &str,
+        back_off: BackOff,
+        budget: Budget,
         now: DateTime<Utc>,
     ) -> Result<Option<chrono::Duration>, Error>;
-    /// After a success: forgets the failures of `clear` (the account) and takes back the one attempt
-    /// counted under `forgive` (the address), so a success never wipes an address's failures.
-    async fn attempt_succeeded(&self, clear: &str, forgive: &str) -> Result<(), Error>;
+    /// After a failed check: spends one of the address's budget of failures.
+    async fn attempt_failed(
+        &self,
+        address: &str,
+        budget: Budget,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+    /// After a success: forgets the account's failures; the address was never charged.
+    async fn attempt_succeeded(&self, account: &str) -> Result<(), Error>;
+    /// Spends one of every keyed budget atomically (a quota per user and per organisation), or
+    /// none of them and `Some(retry_after)` when any is spent.
+    async fn spend_quota(
+        &self,
+        budgets: &[(String, Budget)],
+        now: DateTime<Utc>,
+    ) -> Result<Option<chrono::Duration>, Error>;
 }
 
 #[async_trait]

@@ -73,8 +73,12 @@ impl SecondStep {
     }
 }
 
+/// How recent a proof of a password or factor must be for the changes that need one.
+pub const RECENT_AUTHENTICATION_MINUTES: i64 = 10;
+
 impl Session {
-    /// A new session of `user` from `now`; its refresh tokens work until `now + ttl`.
+    /// A new session of `user`, who proved a password or factor at `now`; its refresh tokens work
+    /// until `now + ttl`.
     pub fn start(user: &User, now: DateTime<Utc>, ttl: Duration) -> Self {
         Session {
             id: SessionId::generate(),
@@ -83,6 +87,19 @@ impl Session {
             created_at: now,
             expires_at: now + ttl,
             revoked_at: None,
+            authenticated_at: Some(now),
+        }
+    }
+
+    /// Enrolling or removing a second factor needs a password or factor proved within the last
+    /// 10 minutes (SPEC §4): a stolen access token alone cannot change how the account signs in.
+    pub fn ensure_recently_authenticated(&self, now: DateTime<Utc>) -> Result<(), Error> {
+        match self.authenticated_at {
+            Some(at) if now - at <= Duration::minutes(RECENT_AUTHENTICATION_MINUTES) => Ok(()),
+            _ => Err(Error::FailedPrecondition(format!(
+                "password: sign in again or send the password; the last was over \
+                 {RECENT_AUTHENTICATION_MINUTES} minutes ago"
+            ))),
         }
     }
 
@@ -199,6 +216,21 @@ mod tests {
             ..session
         };
         assert!(!revoked.is_live_at(at(2)));
+    }
+
+    #[test]
+    fn a_proof_is_recent_for_ten_minutes_and_a_session_without_one_has_none() {
+        let session = Session::start(&member(false), at(0), Duration::hours(1));
+        assert!(session.ensure_recently_authenticated(at(600)).is_ok());
+        assert!(matches!(
+            session.ensure_recently_authenticated(at(601)),
+            Err(Error::FailedPrecondition(_))
+        ));
+        let older = Session {
+            authenticated_at: None,
+            ..session
+        };
+        assert!(older.ensure_recently_authenticated(at(1)).is_err());
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub async fn call<T: prost::Message + prost::Name>(
     request: Request<T>,
 ) -> Result<(Call, T), Error> {
     let caller = authenticate(state, &request).await?;
+    if let Caller::User(user) = caller {
+        state.rate_limit_user(user.user)?;
+    }
     check_strings(request.get_ref())?;
     Ok(split(state, caller, request))
 }
@@ -51,7 +54,7 @@ pub fn anonymous<T: prost::Message + prost::Name>(
     state: &Shared,
     request: Request<T>,
 ) -> Result<(Call, T), Error> {
-    state.rate_limit(&request)?;
+    state.rate_limit(state.client_ip(&request))?;
     check_strings(request.get_ref())?;
     Ok(split(state, Caller::Anonymous, request))
 }
@@ -63,9 +66,7 @@ fn split<T>(state: &Shared, caller: Caller, request: Request<T>) -> (Call, T) {
         .and_then(|value| value.to_str().ok())
         .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
     let origin = Origin {
-        client_address: request
-            .remote_addr()
-            .map(|address| address.ip().to_string()),
+        client_address: state.client_ip(&request).map(|address| address.to_string()),
         user_agent,
     };
     let call = Call {
@@ -99,7 +100,7 @@ fn bearer<T>(request: &Request<T>) -> Result<&str, Error> {
 /// access token whose session and user are still live. An address that keeps presenting tokens that
 /// authenticate nothing is refused for a while (`bad_tokens.rs`).
 pub async fn authenticate<T>(state: &Shared, request: &Request<T>) -> Result<Caller, Error> {
-    let address = request.remote_addr().map(|address| address.ip());
+    let address = state.client_ip(request);
     state.bad_tokens.refuse_if_blocked(address)?;
     let identified = identify(state, bearer(request)?).await;
     if let Err(Error::Unauthenticated(_)) = &identified {

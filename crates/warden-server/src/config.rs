@@ -75,6 +75,30 @@ pub struct Config {
     /// hour (with the same burst), each audited as `user.invitation_refused`; past it the caller is
     /// answered RESOURCE_EXHAUSTED, so no tenant can probe which addresses exist elsewhere.
     pub email_conflicts_per_hour: u32,
+    /// `WARDEN_ACCOUNT_FREE_FAILURES`: consecutive failed password or code checks of one account
+    /// before its back-off starts (1 s, doubling); default 4, so the 5th failure backs off and the
+    /// 10th waits 32 s. A success clears the account.
+    pub account_free_failures: i64,
+    /// `WARDEN_ACCOUNT_MAX_BACKOFF_SECONDS`: the longest back-off of one account; default 900.
+    pub account_max_backoff_seconds: i64,
+    /// `WARDEN_ADDRESS_FAILURES_PER_WINDOW`: failed password or code checks from one source address
+    /// (IPv6 per /64), across all accounts, before the address is refused until its window ends;
+    /// default 100. Successes never count.
+    pub address_failures_per_window: i64,
+    /// `WARDEN_ADDRESS_WINDOW_SECONDS`: the window of that budget; default 900.
+    pub address_window_seconds: i64,
+    /// `WARDEN_TRUSTED_PROXIES`: comma-separated CIDRs (`10.0.0.0/8, fd00::/8`) of proxies whose
+    /// `X-Forwarded-For` or `Forwarded` header names the client; the right-most address that is not
+    /// a trusted proxy is the client. Empty (the default): the TCP peer is the client.
+    pub trusted_proxies: String,
+    /// `WARDEN_SECOND_FACTOR_SENDS_PER_USER_PER_HOUR`: second-factor enrolments and email or SMS
+    /// codes sent per user and hour; default 5.
+    pub second_factor_sends_per_user_per_hour: i64,
+    /// `WARDEN_SECOND_FACTOR_SENDS_PER_ORGANIZATION_PER_HOUR`: the same per organisation; default 100.
+    pub second_factor_sends_per_organization_per_hour: i64,
+    /// `WARDEN_AUTHENTICATED_RATE_PER_MINUTE`: calls per minute of one signed-in user, with the same
+    /// burst (per replica); default 600.
+    pub authenticated_rate_per_minute: u32,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -105,6 +129,14 @@ impl Default for Config {
             janitor_interval_ms: 5 * 60 * 1000,
             sso_max_id_token_age_seconds: 600,
             email_conflicts_per_hour: 5,
+            account_free_failures: 4,
+            account_max_backoff_seconds: 15 * 60,
+            address_failures_per_window: 100,
+            address_window_seconds: 15 * 60,
+            trusted_proxies: String::new(),
+            second_factor_sends_per_user_per_hour: 5,
+            second_factor_sends_per_organization_per_hour: 100,
+            authenticated_rate_per_minute: 600,
         }
     }
 }
@@ -165,6 +197,36 @@ impl Config {
         }
         if config.password_min_chars < 8 {
             return Err("password_min_chars: must be at least 8".to_owned());
+        }
+        warden_core::network::TrustedProxies::parse(&config.trusted_proxies)?;
+        let at_least_one = [
+            (
+                "account_max_backoff_seconds",
+                config.account_max_backoff_seconds,
+            ),
+            (
+                "address_failures_per_window",
+                config.address_failures_per_window,
+            ),
+            ("address_window_seconds", config.address_window_seconds),
+            (
+                "second_factor_sends_per_user_per_hour",
+                config.second_factor_sends_per_user_per_hour,
+            ),
+            (
+                "second_factor_sends_per_organization_per_hour",
+                config.second_factor_sends_per_organization_per_hour,
+            ),
+            (
+                "authenticated_rate_per_minute",
+                i64::from(config.authenticated_rate_per_minute),
+            ),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, value)| *value < 1) {
+            return Err(format!("{name}: must be at least 1"));
+        }
+        if config.account_free_failures < 0 {
+            return Err("account_free_failures: must not be negative".to_owned());
         }
         if config.unauthenticated_rate_per_minute == 0 {
             return Err("unauthenticated_rate_per_minute: must be at least 1".to_owned());

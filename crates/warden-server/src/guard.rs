@@ -1,18 +1,25 @@
-//! Abuse protection: a per-address rate limit on the RPCs that need no credentials (governor, a
-//! well-kept GCRA limiter), and the shared attempt throttle of every password or code check (SPEC §4).
+//! Abuse protection: per-address and per-user rate limits (governor, a well-kept GCRA limiter), the
+//! shared attempt throttle of every password or code check, and the quotas on second-factor sends
+//! (SPEC §4). The numbers are `Config`'s; the verdicts are `warden_core::throttle`'s.
 use std::{net::IpAddr, num::NonZeroU32};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tonic::Request;
-use warden_core::{Error, audit::Origin, ids::UserId};
+use warden_core::{
+    Error,
+    audit::Origin,
+    ids::{OrganizationId, UserId},
+    network::TrustedProxies,
+    throttle::{BackOff, Budget, address_key},
+};
 
-use crate::{secrets::sha256_hex, state::AppState};
+use crate::{config::Config, secrets::sha256_hex, state::AppState};
 
 pub type Limiter = DefaultKeyedRateLimiter<IpAddr>;
 pub type UserLimiter = DefaultKeyedRateLimiter<UserId>;
 
-/// Distinct addresses remembered before idle ones are dropped.
-const MAX_TRACKED_ADDRESSES: usize = 100_000;
+/// Distinct addresses or users remembered before idle ones are dropped.
+const MAX_TRACKED_KEYS: usize = 100_000;
 
 pub fn limiter(per_minute: u32) -> Limiter {
     let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
@@ -26,7 +33,7 @@ pub fn per_user_per_hour(per_hour: u32) -> UserLimiter {
 
 /// RESOURCE_EXHAUSTED once `user` has spent their budget in `limiter`.
 pub fn spend(limiter: &UserLimiter, user: UserId) -> Result<(), Error> {
-    if limiter.len() > MAX_TRACKED_ADDRESSES {
+    if limiter.len() > MAX_TRACKED_KEYS {
         limiter.retain_recent();
     }
     limiter
@@ -38,6 +45,45 @@ pub fn spend(limiter: &UserLimiter, user: UserId) -> Result<(), Error> {
         })
 }
 
+/// The configured limits beyond the unauthenticated rate.
+pub struct Limits {
+    pub back_off: BackOff,
+    pub address_failures: Budget,
+    pub trusted_proxies: TrustedProxies,
+    pub sends_per_user: Budget,
+    pub sends_per_organization: Budget,
+    /// Calls per minute of one signed-in user, on this replica.
+    pub per_user: DefaultKeyedRateLimiter<UserId>,
+}
+
+impl Limits {
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let hour = chrono::Duration::hours(1);
+        let per_user =
+            NonZeroU32::new(config.authenticated_rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        Ok(Self {
+            back_off: BackOff {
+                free_failures: config.account_free_failures,
+                max_delay: chrono::Duration::seconds(config.account_max_backoff_seconds),
+            },
+            address_failures: Budget {
+                limit: config.address_failures_per_window,
+                window: chrono::Duration::seconds(config.address_window_seconds),
+            },
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies)?,
+            sends_per_user: Budget {
+                limit: config.second_factor_sends_per_user_per_hour,
+                window: hour,
+            },
+            sends_per_organization: Budget {
+                limit: config.second_factor_sends_per_organization_per_hour,
+                window: hour,
+            },
+            per_user: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_user)),
+        })
+    }
+}
+
 /// What an attempt checks: passwords and codes are counted apart, so a right password never clears
 /// the failures of second-factor codes.
 #[derive(Clone, Copy)]
@@ -47,7 +93,7 @@ pub enum Check {
 }
 
 /// The throttle keys of one attempt: the account (its email, compared case-insensitively after
-/// trimming, stored only hashed) and the source address.
+/// trimming, stored only hashed) and the source address (IPv6 per /64).
 pub struct AttemptKeys {
     account: String,
     address: String,
@@ -60,7 +106,11 @@ impl AttemptKeys {
             Check::Password => "password",
             Check::Code => "code",
         };
-        let address = origin.client_address.as_deref().unwrap_or("unknown");
+        let address = origin
+            .client_address
+            .as_deref()
+            .and_then(|address| address.parse().ok())
+            .map_or_else(|| "unknown".to_owned(), address_key);
         Self {
             account: format!(
                 "{kind}:account:{}",
@@ -71,44 +121,110 @@ impl AttemptKeys {
     }
 }
 
+fn throttled(retry_after: chrono::Duration) -> Error {
+    Error::Throttled {
+        retry_after: retry_after.to_std().unwrap_or_default(),
+    }
+}
+
+fn governor_wait(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Error {
+    let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+    Error::Throttled {
+        retry_after: not_until.wait_time_from(now),
+    }
+}
+
 impl AppState {
+    /// The client behind `request`: its TCP peer, or the address a trusted proxy forwarded.
+    pub fn client_ip<T>(&self, request: &Request<T>) -> Option<IpAddr> {
+        let peer = request.remote_addr()?.ip();
+        let values = |name: &str| -> Vec<&str> {
+            request
+                .metadata()
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect()
+        };
+        let (forwarded, forwarded_for) = (values("forwarded"), values("x-forwarded-for"));
+        Some(
+            self.limits
+                .trusted_proxies
+                .client_address(peer, &forwarded, &forwarded_for),
+        )
+    }
+
     /// RESOURCE_EXHAUSTED when the caller's address is over the unauthenticated rate.
-    pub fn rate_limit<T>(&self, request: &Request<T>) -> Result<(), Error> {
-        let Some(address) = request.remote_addr().map(|address| address.ip()) else {
+    pub fn rate_limit(&self, address: Option<IpAddr>) -> Result<(), Error> {
+        let Some(address) = address else {
             return Ok(());
         };
-        if self.limiter.len() > MAX_TRACKED_ADDRESSES {
+        if self.limiter.len() > MAX_TRACKED_KEYS {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&address).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            Error::Throttled { retry_after: wait }
-        })
+        self.limiter.check_key(&address).map_err(governor_wait)
     }
 
-    /// Counts an attempt before the check it guards; refused while in back-off. A store failure
-    /// refuses too: the throttle fails closed.
-    pub async fn begin_attempt(&self, keys: &AttemptKeys) -> Result<(), Error> {
-        let wanted = [keys.account.clone(), keys.address.clone()];
-        match self
-            .store
-            .register_attempt(&wanted, self.clock.now())
-            .await?
-        {
-            Some(retry_after) => Err(Error::Throttled {
-                retry_after: retry_after.to_std().unwrap_or_default(),
-            }),
-            None => Ok(()),
+    /// RESOURCE_EXHAUSTED when a signed-in user is over their rate.
+    pub fn rate_limit_user(&self, user: UserId) -> Result<(), Error> {
+        if self.limits.per_user.len() > MAX_TRACKED_KEYS {
+            self.limits.per_user.retain_recent();
         }
+        self.limits.per_user.check_key(&user).map_err(governor_wait)
     }
 
-    /// After a correct password or code: the account starts afresh; the address only gets this
-    /// attempt back, so one good account never clears an address that guesses at others.
-    pub async fn attempt_succeeded(&self, keys: &AttemptKeys) -> Result<(), Error> {
+    /// Before a check: refused while the address has spent its failures or the account is in
+    /// back-off; the attempt counts against the account until it succeeds. A store failure refuses
+    /// too: the throttle fails closed.
+    pub async fn begin_attempt(&self, keys: &AttemptKeys) -> Result<(), Error> {
+        let limits = &self.limits;
+        let refused = self
+            .store
+            .begin_attempt(
+                &keys.account,
+                &keys.address,
+                limits.back_off,
+                limits.address_failures,
+                self.clock.now(),
+            )
+            .await?;
+        refused.map_or(Ok(()), |retry_after| Err(throttled(retry_after)))
+    }
+
+    /// After a wrong password or code: the address spends one of its budget of failures.
+    pub async fn attempt_failed(&self, keys: &AttemptKeys) -> Result<(), Error> {
         self.store
-            .attempt_succeeded(&keys.account, &keys.address)
+            .attempt_failed(
+                &keys.address,
+                self.limits.address_failures,
+                self.clock.now(),
+            )
             .await
+    }
+
+    /// After a correct password or code: the account starts afresh; the address was never charged.
+    pub async fn attempt_succeeded(&self, keys: &AttemptKeys) -> Result<(), Error> {
+        self.store.attempt_succeeded(&keys.account).await
+    }
+
+    /// Spends one second-factor send (an enrolment or an email or SMS code) of the user's and the
+    /// organisation's hourly quotas; RESOURCE_EXHAUSTED when either is spent.
+    pub async fn spend_send_quota(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<(), Error> {
+        let budgets = [
+            (
+                format!("factor_sends:user:{user}"),
+                self.limits.sends_per_user,
+            ),
+            (
+                format!("factor_sends:organization:{organization}"),
+                self.limits.sends_per_organization,
+            ),
+        ];
+        let refused = self.store.spend_quota(&budgets, self.clock.now()).await?;
+        refused.map_or(Ok(()), |retry_after| Err(throttled(retry_after)))
     }
 }

@@ -224,6 +224,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
             i64::try_from(config.sso_max_id_token_age_seconds).map_err(Error::internal)?,
         ),
         limiter: guard::limiter(config.unauthenticated_rate_per_minute),
+        limits: guard::Limits::new(config).map_err(Error::internal)?,
         bad_tokens: bad_tokens::BadTokens::new(config.failed_authentication_per_minute),
         email_conflicts: guard::per_user_per_hour(config.email_conflicts_per_hour),
         api_key_touches: Default::default(),

@@ -32,6 +32,7 @@ pub struct AppState {
     /// The oldest `iat` an SSO ID token may carry (before the leeway).
     pub sso_max_token_age: chrono::Duration,
     pub limiter: crate::guard::Limiter,
+    pub limits: crate::guard::Limits,
     pub bad_tokens: crate::bad_tokens::BadTokens,
     /// ALREADY_EXISTS answers to InviteUser left to each calling user (issue 14, item 10).
     pub email_conflicts: crate::guard::UserLimiter,

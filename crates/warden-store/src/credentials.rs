@@ -59,6 +59,7 @@ impl CredentialStore for SqlStore {
             created_at: Set(session.created_at),
             expires_at: Set(session.expires_at),
             revoked_at: Set(None),
+            authenticated_at: Set(session.authenticated_at),
         })
         .exec(&txn)
         .await

@@ -27,6 +27,7 @@ fn session(row: sessions::Model) -> Result<Session, Error> {
         created_at: row.created_at,
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
+        authenticated_at: row.authenticated_at,
     })
 }
 
@@ -103,6 +104,16 @@ impl SessionStore for SqlStore {
         .map_err(internal)?;
         txn.commit().await.map_err(internal)?;
         Ok(RefreshOutcome::Rotated(session(current)?))
+    }
+
+    async fn record_reauthentication(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::AuthenticatedAt, Expr::value(at))
+            .filter(sessions::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(internal)?;
+        Ok(())
     }
 
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error> {

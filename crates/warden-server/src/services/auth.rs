@@ -79,6 +79,7 @@ impl AppState {
             self.attempt_succeeded(keys).await?;
             Ok(())
         } else {
+            self.attempt_failed(keys).await?;
             Err(Error::Unauthenticated(message))
         }
     }

@@ -17,13 +17,13 @@ use warden_core::{
 use warden_proto::v1;
 
 use crate::{
-    call::{acting_on, anonymous, call},
+    call::{Call, acting_on, anonymous, call},
     convert::{self, Page},
     factors,
     guard::{AttemptKeys, Check},
     secrets::random_token,
     services::auth::{Auth, me},
-    state::AppState,
+    state::{AppState, UserCaller},
 };
 
 fn recovery_hash(code: &str) -> String {
@@ -40,6 +40,28 @@ struct Enrolment {
 }
 
 impl AppState {
+    /// SPEC §4: enrolling or removing a factor needs a password or factor proved within the last
+    /// 10 minutes, or the password in the request (checked under the attempt throttle), which the
+    /// session then remembers as its latest proof.
+    async fn ensure_recent_proof(
+        &self,
+        call: &Call,
+        me: UserCaller,
+        password: String,
+    ) -> Result<(), Error> {
+        if password.is_empty() {
+            let session = self.store.find_session(me.session).await?;
+            let session = session.ok_or(Error::Unauthenticated("session ended; sign in again"))?;
+            return session.ensure_recently_authenticated(call.now);
+        }
+        let user = self.signed_in_user(me).await?;
+        self.check_password_of(&user, &call.origin, password, "password: incorrect")
+            .await?;
+        self.store
+            .record_reauthentication(me.session, call.now)
+            .await
+    }
+
     /// After a right password: a challenge and the factors that complete it, or `None` to sign in
     /// at once. A LOCKED user is refused unless an admin issued a recovery code.
     pub(crate) async fn challenge(
@@ -203,6 +225,9 @@ impl Auth {
         let factor_id = FactorId::parse("factor_id", &input.factor_id)?;
         let usable = self.0.usable_factors(&user).await?;
         let factor = second_factor::code_factor(usable, factor_id)?;
+        self.0
+            .spend_send_quota(user.organization_id, user.id)
+            .await?;
         let code = factors::new_code()?;
         let hash = factors::code_hash(&challenge.id.to_string(), &code);
         let pending = PendingCode::new(hash, factor.id, call.now);
@@ -230,6 +255,7 @@ impl Auth {
             .accepts_challenge_code(&challenge, &user, code, call.now)
             .await?;
         if !accepted {
+            self.0.attempt_failed(&keys).await?;
             let failures = self.0.store.record_challenge_failure(challenge.id).await?;
             return Err(second_factor::wrong_code(failures));
         }
@@ -250,12 +276,15 @@ impl Auth {
         &self,
         request: Request<v1::EnrollSecondFactorRequest>,
     ) -> Result<v1::EnrollSecondFactorResponse, Error> {
-        let (call, input) = call(&self.0, request).await?;
+        let (call, mut input) = call(&self.0, request).await?;
         let me = me(&call)?;
+        let password = std::mem::take(&mut input.password);
+        self.0.ensure_recent_proof(&call, me, password).await?;
         let method = convert::second_factor_method(input.method())?;
         let settings = self.0.settings_of(me.organization).await?;
         let enrolled = self.0.store.list_factors(me.organization, me.user).await?;
         second_factor::ensure_may_enroll(&settings, method, enrolled.len())?;
+        self.0.spend_send_quota(me.organization, me.user).await?;
         let user = self.0.signed_in_user(me).await?;
         let enrolment = self
             .0
@@ -306,6 +335,7 @@ impl Auth {
                 .accepts_confirmation(&factor, pending, code, call.now)
                 .await?
             {
+                self.0.attempt_failed(&keys).await?;
                 self.0.store.record_factor_failure(factor.id).await?;
                 return Err(Error::Unauthenticated("code: incorrect"));
             }
@@ -348,6 +378,9 @@ impl Auth {
         let (call, input) = call(&self.0, request).await?;
         let me = me(&call)?;
         let id = FactorId::parse("factor_id", &input.factor_id)?;
+        self.0
+            .ensure_recent_proof(&call, me, input.password)
+            .await?;
         let audit = call.audit(me.organization, Action::SecondFactorRemoved, id);
         self.0
             .store

@@ -8,6 +8,7 @@ mod m20261201_000004_sessions_hardening;
 mod m20261201_000005_second_factors;
 mod m20261201_000006_sso;
 mod m20261202_000007_sso_domains;
+mod m20261202_000008_sessions_authenticated_at;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_second_factors::Migration),
             Box::new(m20261201_000006_sso::Migration),
             Box::new(m20261202_000007_sso_domains::Migration),
+            Box::new(m20261202_000008_sessions_authenticated_at::Migration),
         ]
     }
 }

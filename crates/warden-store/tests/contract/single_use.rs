@@ -89,6 +89,7 @@ async fn signed_in(store: &TestStore, acme: &Org) -> (SessionId, String) {
         created_at: Utc::now(),
         expires_at: Utc::now() + Duration::hours(1),
         revoked_at: None,
+        authenticated_at: Some(Utc::now()),
     };
     let hash = format!("refresh {}", Uuid::new_v4());
     store

@@ -3,7 +3,7 @@
 use tonic::Code;
 use warden_proto::v1;
 use warden_tests::{
-    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, unix_now, update_mask,
+    ANONYMOUS, PASSWORD, TestOrg, TestServer, TestUser, grant, totp_code, update_mask,
 };
 
 async fn latest_code(server: &TestServer, kind: v1::NotificationKind, recipient: &str) -> String {
@@ -85,7 +85,7 @@ async fn a_totp_factor_is_confirmed_then_completes_sign_in_and_a_code_is_never_a
         (error.code(), error.message()),
         (Code::Unauthenticated, "code: incorrect")
     );
-    let now = unix_now();
+    let now = server.unix_now();
     let confirmed = alans
         .confirm_second_factor(confirm(totp_code(&enrolled.totp_secret, now)))
         .await
@@ -272,7 +272,7 @@ async fn confirmed_totp(server: &TestServer, token: &str) {
         .into_inner();
     let confirm = v1::ConfirmSecondFactorRequest {
         factor_id: enrolled.factor.unwrap().id,
-        code: totp_code(&enrolled.totp_secret, unix_now()),
+        code: totp_code(&enrolled.totp_secret, server.unix_now()),
     };
     auth.confirm_second_factor(confirm).await.unwrap();
 }
@@ -419,7 +419,7 @@ async fn methods_the_organization_does_not_allow_cannot_be_enrolled_and_removed_
         .unwrap()
         .into_inner();
     let factor_id = enrolled.factor.unwrap().id;
-    let code = totp_code(&enrolled.totp_secret, unix_now());
+    let code = totp_code(&enrolled.totp_secret, server.unix_now());
     alans
         .confirm_second_factor(v1::ConfirmSecondFactorRequest {
             factor_id: factor_id.clone(),

@@ -3,7 +3,7 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::Code;
 use warden_proto::v1;
-use warden_tests::{ANONYMOUS, PASSWORD, TestOrg, TestServer, grant, unix_now};
+use warden_tests::{ANONYMOUS, PASSWORD, TestOrg, TestServer, grant};
 
 const ISSUER: &str = "https://idp.example.com";
 const CLIENT_ID: &str = "warden-dashboard";
@@ -25,8 +25,17 @@ fn id_token(key: &str, claims: serde_json::Value) -> String {
     .unwrap()
 }
 
+/// The provider's clock: the real one. Test servers start at the real time and tests here move them
+/// only forward past what a token allows.
+fn wall_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
 fn claims(sub: &str, email: &str, verified: bool) -> serde_json::Value {
-    let now = unix_now() as i64;
+    let now = wall_now() as i64;
     serde_json::json!({
         "iss": ISSUER, "aud": CLIENT_ID, "sub": sub, "iat": now, "exp": now + 300,
         "email": email, "email_verified": verified, "given_name": "Ida", "family_name": "Provider",
@@ -129,7 +138,7 @@ async fn tokens_with_a_wrong_audience_issuer_key_or_time_and_replays_are_refused
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     configure(&server, &org, true).await;
-    let now = unix_now() as i64;
+    let now = wall_now() as i64;
     let with = |change: &dyn Fn(&mut serde_json::Value)| {
         let mut value = claims("sub-2", "ida@example.com", true);
         change(&mut value);
@@ -434,7 +443,7 @@ async fn an_id_token_not_yet_valid_is_refused_and_provisions_nobody() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     configure(&server, &org, true).await;
-    let now = unix_now() as i64;
+    let now = wall_now() as i64;
     let before = user_count(&server, &org).await;
     let early = token_with(1, |c| c["nbf"] = (now + 120).into());
     let answer = refused(&server, &org, early, "").await;
@@ -453,7 +462,7 @@ async fn an_id_token_issued_longer_ago_than_the_maximum_age_is_refused() {
     let server = TestServer::start().await;
     let org = server.create_organization("Acme").await;
     configure(&server, &org, true).await;
-    let now = unix_now() as i64;
+    let now = wall_now() as i64;
     let stale = token_with(1, |c| c["iat"] = (now - 11 * 60).into());
     let answer = refused(&server, &org, stale, "").await;
     assert_eq!((answer.0, answer.1.as_str()), INVALID);
@@ -468,7 +477,7 @@ async fn the_maximum_age_of_an_id_token_is_configurable() {
         TestServer::start_with(db, |config| config.sso_max_id_token_age_seconds = 60).await;
     let org = server.create_organization("Acme").await;
     configure(&server, &org, true).await;
-    let now = unix_now() as i64;
+    let now = wall_now() as i64;
     let stale = token_with(1, |c| c["iat"] = (now - 120).into());
     let answer = refused(&server, &org, stale, "").await;
     assert_eq!((answer.0, answer.1.as_str()), INVALID);

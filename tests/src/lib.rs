@@ -25,7 +25,7 @@ use warden_proto::v1::{
     organization_service_client::OrganizationServiceClient, role_service_client::RoleServiceClient,
     user_service_client::UserServiceClient,
 };
-use warden_server::{Config, ManualClock, config::Secret};
+use warden_server::{Clock as _, Config, ManualClock, config::Secret};
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token-of-at-least-32-chars";
 pub const PASSWORD: &str = "a long enough test passphrase";
@@ -253,6 +253,12 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("server did not start within 15 s");
+    }
+
+    /// The server's "now" in Unix seconds: TOTP codes and ID-token times are computed from it, so a
+    /// slow run never crosses a step the server does not see.
+    pub fn unix_now(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp()).expect("after 1970")
     }
 
     /// Moves the server's clock forward: time passes without sleeping.
@@ -638,13 +644,6 @@ pub fn totp_code(secret_base32: &str, unix_seconds: u64) -> String {
         .build_noncompliant()
         .generate(unix_seconds)
         .to_string()
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
 }
 
 /// Accepting an invitation with `token`, choosing `password`.

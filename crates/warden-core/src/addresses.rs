@@ -34,7 +34,6 @@ pub fn released_address(user: UserId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::OrganizationId;
 
     fn at(days: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(days)
@@ -42,18 +41,9 @@ mod tests {
 
     fn holder(status: UserStatus) -> User {
         User {
-            id: UserId(uuid::Uuid::from_u128(7)),
-            organization_id: OrganizationId(uuid::Uuid::from_u128(1)),
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
             status,
-            owner: false,
-            grants: vec![],
-            direct_grants: vec![],
-            created_at: at(0),
-            last_login_at: None,
             invitation_expires_at: Some(at(7)),
+            ..crate::fixtures::user()
         }
     }
 
@@ -71,7 +61,7 @@ mod tests {
         }
         assert_eq!(
             released_address(pending.id),
-            "00000000-0000-0000-0000-000000000007@released.invalid"
+            format!("{}@released.invalid", pending.id)
         );
     }
 }

@@ -36,8 +36,8 @@ pub fn at(seconds: i64) -> DateTime<Utc> {
 /// An ACTIVE member who is not the owner, created at `at(0)`.
 pub fn user() -> User {
     User {
-        id: UserId::generate(),
-        organization_id: OrganizationId::generate(),
+        id: UserId(uuid::Uuid::from_u128(7)),
+        organization_id: OrganizationId(uuid::Uuid::from_u128(1)),
         email: "ada@example.com".into(),
         first_name: "Ada".into(),
         last_name: "Lovelace".into(),

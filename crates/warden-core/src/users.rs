@@ -265,18 +265,9 @@ mod tests {
 
     fn user(status: UserStatus) -> User {
         User {
-            id: UserId(uuid::Uuid::from_u128(7)),
-            organization_id: OrganizationId(uuid::Uuid::from_u128(1)),
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
             status,
-            owner: false,
-            grants: vec![],
-            direct_grants: vec![],
-            created_at: at(0),
-            last_login_at: None,
             invitation_expires_at: (status == UserStatus::Pending).then(|| at(100)),
+            ..crate::fixtures::user()
         }
     }
 

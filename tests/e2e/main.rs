@@ -7,6 +7,7 @@ mod arbitrary_strings;
 mod audit;
 mod auth;
 mod authorization;
+mod decision_cache;
 mod errors;
 mod groups;
 mod janitor;

@@ -66,9 +66,22 @@ pub struct TestDatabase {
     /// A private temporary directory, removed with the value.
     pub dir: PathBuf,
     postgres: Option<(String, String)>, // (admin url, database name)
+    /// False for a replica's handle: the first value owns the files and the database.
+    owns: bool,
 }
 
 impl TestDatabase {
+    /// The same database and data directory for a second server, as another replica would share
+    /// them; dropping it removes nothing.
+    pub fn replica(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            dir: self.dir.clone(),
+            postgres: None,
+            owns: false,
+        }
+    }
+
     pub async fn fresh() -> Self {
         let dir =
             std::env::temp_dir().join(format!("warden-test-{}", uuid::Uuid::new_v4().simple()));
@@ -81,6 +94,7 @@ impl TestDatabase {
                 url: format!("sqlite://{}?mode=rwc", dir.join("warden.db").display()),
                 dir,
                 postgres: None,
+                owns: true,
             },
             Some(admin) => {
                 let name = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
@@ -97,6 +111,7 @@ impl TestDatabase {
                     url,
                     dir,
                     postgres: Some((admin, name)),
+                    owns: true,
                 }
             }
         }
@@ -132,6 +147,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if !self.owns {
+            return;
+        }
         std::fs::remove_dir_all(&self.dir).ok();
         if let Some((admin, name)) = self.postgres.take() {
             // Drop runs inside the test's runtime: a thread with its own runtime may block on the drop.
@@ -275,6 +293,7 @@ impl TestServer {
             url: self.db.url.clone(),
             dir: self.db.dir.clone(),
             postgres: self.db.postgres.take(),
+            owns: self.db.owns,
         };
         self.db.dir = PathBuf::new(); // The returned value owns the files now.
         db

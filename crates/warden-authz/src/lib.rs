@@ -1,11 +1,20 @@
 //! Answers CheckPermission (SPEC §5): loads a subject's holdings and the entity tree through the
-//! core `SubjectSource` trait and decides with the core decision function. Every answer is read
-//! from the source of truth, so it is never stale; the cache of issue #7 will sit behind this type.
-use std::{collections::BTreeSet, sync::Arc};
+//! core `SubjectSource` trait and decides with the core decision function.
+//!
+//! Subjects and trees are kept in memory with the revision of their organisation that was read
+//! before they were loaded. Every check reads the organisation's current revision (one query) and
+//! reuses what it holds only at that revision: every write that can change an answer bumps the
+//! revision inside its transaction, so an acknowledged change is seen by the next check on every
+//! replica, and nothing cached is ever older than the database.
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::Hash,
+    sync::{Arc, Mutex},
+};
 
 use warden_core::{
     Error,
-    decision::{self, Decision, Target},
+    decision::{self, Decision, EntityTree, Subject, Target},
     ids::{OrganizationId, PermissionKey, UserId},
     ports::SubjectSource,
 };
@@ -18,14 +27,58 @@ pub struct Check {
     pub target: Target,
 }
 
+/// Entries kept per map before it is emptied (a flood of distinct users only costs reloads).
+const MAX_CACHED: usize = 100_000;
+
+/// Values tagged with the revision they were loaded at; a newer revision replaces an older one.
+struct AtRevision<K, V>(Mutex<HashMap<K, (i64, Arc<V>)>>);
+
+impl<K: Eq + Hash, V> AtRevision<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn get(&self, key: &K, revision: i64) -> Option<Arc<V>> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(key)
+            .filter(|(at, _)| *at == revision)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn put(&self, key: K, revision: i64, value: Arc<V>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        match map.get(&key) {
+            Some((at, _)) if *at > revision => {} // A concurrent check already holds newer.
+            _ => {
+                map.insert(key, (revision, value));
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Authorizer {
     source: Arc<dyn SubjectSource>,
+    trees: Arc<AtRevision<OrganizationId, EntityTree>>,
+    subjects: Arc<AtRevision<(OrganizationId, UserId), Option<Subject>>>,
 }
 
 impl Authorizer {
     pub fn new(source: Arc<dyn SubjectSource>) -> Self {
-        Self { source }
+        Self {
+            source,
+            trees: Arc::new(AtRevision::new()),
+            subjects: Arc::new(AtRevision::new()),
+        }
     }
 
     pub async fn check(
@@ -39,20 +92,22 @@ impl Authorizer {
             .remove(0))
     }
 
-    /// Decides a batch with one entity-tree read and one subject read per distinct user.
+    /// Decides a batch at one revision: one tree and one subject per distinct user.
+    /// NOT_FOUND for an organisation that does not exist.
     pub async fn check_many(
         &self,
         organization: OrganizationId,
         checks: &[Check],
     ) -> Result<Vec<Decision>, Error> {
-        let tree = self.source.load_entity_tree(organization).await?;
+        let (revision, tree) = self.tree(organization).await?;
         let mut subjects = Vec::new();
         for user in checks
             .iter()
             .map(|check| check.user)
             .collect::<BTreeSet<_>>()
         {
-            subjects.push((user, self.source.load_subject(organization, user).await?));
+            let subject = self.subject(organization, revision, user).await?;
+            subjects.push((user, subject));
         }
         Ok(checks
             .iter()
@@ -60,7 +115,7 @@ impl Authorizer {
                 let subject = subjects
                     .iter()
                     .find(|(user, _)| *user == check.user)
-                    .and_then(|(_, subject)| subject.as_ref());
+                    .and_then(|(_, subject)| subject.as_ref().as_ref());
                 decision::decide(subject, &check.permission, check.target, &tree)
             })
             .collect())
@@ -72,12 +127,106 @@ impl Authorizer {
         user: UserId,
         target: Target,
     ) -> Result<BTreeSet<PermissionKey>, Error> {
-        let tree = self.source.load_entity_tree(organization).await?;
-        let subject = self.source.load_subject(organization, user).await?;
+        let (revision, tree) = self.tree(organization).await?;
+        let subject = self.subject(organization, revision, user).await?;
         Ok(decision::effective_permissions(
-            subject.as_ref(),
+            subject.as_ref().as_ref(),
             target,
             &tree,
         ))
+    }
+
+    /// The organisation's current revision and its tree at (at least) that revision.
+    async fn tree(&self, organization: OrganizationId) -> Result<(i64, Arc<EntityTree>), Error> {
+        let revision = self
+            .source
+            .revision(organization)
+            .await?
+            .ok_or(Error::NotFound("organization"))?;
+        if let Some(tree) = self.trees.get(&organization, revision) {
+            return Ok((revision, tree));
+        }
+        // Read after the revision: what loads is at least as new as the revision it is kept under.
+        let tree = Arc::new(self.source.load_entity_tree(organization).await?);
+        self.trees.put(organization, revision, tree.clone());
+        Ok((revision, tree))
+    }
+
+    async fn subject(
+        &self,
+        organization: OrganizationId,
+        revision: i64,
+        user: UserId,
+    ) -> Result<Arc<Option<Subject>>, Error> {
+        let key = (organization, user);
+        if let Some(subject) = self.subjects.get(&key, revision) {
+            return Ok(subject);
+        }
+        let subject = Arc::new(self.source.load_subject(organization, user).await?);
+        self.subjects.put(key, revision, subject.clone());
+        Ok(subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+    use warden_core::model::UserStatus;
+
+    use super::*;
+
+    /// A source whose revision the test sets, counting how often it is read in full.
+    #[derive(Default)]
+    struct Counting {
+        revision: AtomicI64,
+        loads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl SubjectSource for Counting {
+        async fn load_subject(
+            &self,
+            _: OrganizationId,
+            user: UserId,
+        ) -> Result<Option<Subject>, Error> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(Subject {
+                user,
+                status: UserStatus::Active,
+                owner: false,
+                holdings: vec![],
+            }))
+        }
+        async fn load_entity_tree(&self, _: OrganizationId) -> Result<EntityTree, Error> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            Ok(EntityTree::default())
+        }
+        async fn revision(&self, _: OrganizationId) -> Result<Option<i64>, Error> {
+            Ok(Some(self.revision.load(Ordering::SeqCst)))
+        }
+    }
+
+    #[tokio::test]
+    async fn checks_reuse_what_they_loaded_only_at_the_same_revision() {
+        let source = Arc::new(Counting::default());
+        let authorizer = Authorizer::new(source.clone());
+        let organization = OrganizationId::generate();
+        let check = Check {
+            user: UserId::generate(),
+            permission: PermissionKey::new("payments.read"),
+            target: Target::Organization,
+        };
+        for _ in 0..5 {
+            authorizer.check(organization, &check).await.unwrap();
+        }
+        assert_eq!(
+            source.loads.load(Ordering::SeqCst),
+            2,
+            "a tree and a subject, once"
+        );
+        source.revision.store(1, Ordering::SeqCst); // A write committed somewhere.
+        authorizer.check(organization, &check).await.unwrap();
+        assert_eq!(source.loads.load(Ordering::SeqCst), 4, "both read again");
     }
 }

@@ -544,6 +544,9 @@ pub trait SubjectSource: Send + Sync {
         user: UserId,
     ) -> Result<Option<Subject>, Error>;
     async fn load_entity_tree(&self, organization: OrganizationId) -> Result<EntityTree, Error>;
+    /// The organisation's revision, bumped by every write that can change an answer; `None` when
+    /// there is no such organisation.
+    async fn revision(&self, organization: OrganizationId) -> Result<Option<i64>, Error>;
 }
 
 /// Every store the server needs, as one object.

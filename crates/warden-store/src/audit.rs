@@ -2,22 +2,34 @@
 //! with `insert_audit`; reads filter on the organisation inside the query.
 use async_trait::async_trait;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait as _, OnConflict},
 };
 use warden_core::{
     Error,
+    audit::Action,
     ids::{AuditEventId, OrganizationId, UserId},
     model::{Actor, AuditEvent, AuditFilter},
     ports::AuditStore,
 };
 
-use crate::{SqlStore, convert::uuid, internal, tables::audit_events};
+use crate::{
+    SqlStore,
+    convert::uuid,
+    internal,
+    tables::{audit_events, organization_revisions},
+};
 
+/// Writes the audit row of a change, and bumps its organisation's revision when the change can alter
+/// an authorization answer: every write that can is audited, so none commits without its bump.
 pub(crate) async fn insert_audit(
     db: &impl ConnectionTrait,
     event: &AuditEvent,
 ) -> Result<(), Error> {
+    if changes_answers(&event.action) {
+        bump_revision(db, event.organization_id).await?;
+    }
     audit_events::Entity::insert(audit_events::ActiveModel {
         id: Set(event.id.to_string()),
         organization_id: Set(event.organization_id.to_string()),
@@ -99,4 +111,43 @@ impl AuditStore for SqlStore {
             .map_err(internal)?;
         rows.into_iter().map(event).collect()
     }
+}
+
+/// Sign-ins, password changes and reset requests change no authorization answer; everything else
+/// audited does (grants, roles, groups, statuses, factors, settings, keys, ownership, provisioning).
+fn changes_answers(action: &str) -> bool {
+    ![
+        Action::SignedIn,
+        Action::SignInFailed,
+        Action::PasswordChanged,
+        Action::PasswordReset,
+        Action::PasswordResetRequested,
+    ]
+    .iter()
+    .any(|quiet| quiet.as_str() == action)
+}
+
+/// `organization`'s revision + 1, inside the caller's transaction; its row is the last one a write
+/// takes, so it never waits on another while holding it.
+pub(crate) async fn bump_revision(
+    db: &impl ConnectionTrait,
+    organization: OrganizationId,
+) -> Result<(), Error> {
+    let revisions = organization_revisions::Entity;
+    organization_revisions::Entity::insert(organization_revisions::ActiveModel {
+        organization_id: Set(organization.to_string()),
+        revision: Set(1),
+    })
+    .on_conflict(
+        OnConflict::column(organization_revisions::Column::OrganizationId)
+            .value(
+                organization_revisions::Column::Revision,
+                Expr::col((revisions, organization_revisions::Column::Revision)).add(1),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+    .map_err(internal)
 }

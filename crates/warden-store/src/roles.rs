@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, Query},
+    sea_query::{Expr, ExprTrait as _, Query},
 };
 use warden_core::{
     Error,
@@ -24,7 +24,8 @@ use crate::{
     internal,
     subjects::affected,
     tables::{
-        direct_permissions, group_grants, group_members, role_permissions, roles, user_grants,
+        direct_permissions, group_grants, group_members, organization_revisions, role_permissions,
+        roles, user_grants,
     },
     unique_violation_as,
 };
@@ -357,6 +358,16 @@ impl RoleStore for SqlStore {
                 txn.execute(&insert).await.map_err(internal)?;
             }
         }
+        // Every organisation's answers may have changed, and other replicas keep serving: their
+        // cached decisions must see it.
+        organization_revisions::Entity::update_many()
+            .col_expr(
+                organization_revisions::Column::Revision,
+                Expr::col(organization_revisions::Column::Revision).add(1),
+            )
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
         txn.commit().await.map_err(internal)
     }
 

@@ -18,7 +18,10 @@ use crate::{
     convert::{scopes, uuid},
     internal,
     roles::permissions_of,
-    tables::{entities, group_grants, group_members, groups, organizations, second_factors, users},
+    tables::{
+        entities, group_grants, group_members, groups, organization_revisions, organizations,
+        second_factors, users,
+    },
     users::load_user,
 };
 
@@ -34,6 +37,24 @@ impl SubjectSource for SqlStore {
 
     async fn load_entity_tree(&self, organization: OrganizationId) -> Result<EntityTree, Error> {
         entity_tree(&self.db, organization).await
+    }
+
+    async fn revision(&self, organization: OrganizationId) -> Result<Option<i64>, Error> {
+        let row = organization_revisions::Entity::find_by_id(organization.to_string())
+            .one(&self.db)
+            .await
+            .map_err(internal)?;
+        if let Some(row) = row {
+            return Ok(Some(row.revision));
+        }
+        // Every organisation gets its row with its first audited write; without one, it exists
+        // only if its row is there (revision 0) or it does not exist at all.
+        let exists = organizations::Entity::find_by_id(organization.to_string())
+            .one(&self.db)
+            .await
+            .map_err(internal)?
+            .is_some();
+        Ok(exists.then_some(0))
     }
 }
 

@@ -9,6 +9,7 @@ mod m20261201_000005_second_factors;
 mod m20261201_000006_sso;
 mod m20261202_000007_sso_domains;
 mod m20261202_000008_sessions_authenticated_at;
+mod m20261202_000009_organization_revisions;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_sso::Migration),
             Box::new(m20261202_000007_sso_domains::Migration),
             Box::new(m20261202_000008_sessions_authenticated_at::Migration),
+            Box::new(m20261202_000009_organization_revisions::Migration),
         ]
     }
 }

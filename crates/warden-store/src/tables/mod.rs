@@ -8,6 +8,7 @@ pub mod group_members;
 pub mod groups;
 pub mod invitations;
 pub mod notifications;
+pub mod organization_revisions;
 pub mod organizations;
 pub mod password_resets;
 pub mod recovery_codes;

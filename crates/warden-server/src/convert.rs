@@ -252,9 +252,9 @@ fn parse_page_token(token: &str) -> Result<Option<String>, Error> {
         .ok_or_else(malformed)
 }
 
-/// A consistency token for a write acknowledged at `at`. Every check reads the database until the
-/// cache of issue #7 exists, so any token is already satisfied; the format is fixed now so clients
-/// can pass tokens through.
+/// A consistency token for a write acknowledged at `at`. Every check reads its organisation's
+/// current revision, so any token is already satisfied; the format is fixed so clients can pass
+/// tokens through. TODO(issue 13): carry the write's revision instead of a time.
 pub fn consistency_token(at: DateTime<Utc>) -> String {
     URL_SAFE_NO_PAD.encode(format!("c1:{}", at.timestamp_micros()))
 }
@@ -593,8 +593,8 @@ pub fn target(entity_id: &str) -> Result<Target, Error> {
     }
 }
 
-/// Every mode is met by reading the database, which every check does until issue #7's cache; only
-/// the token of `at_least_as_fresh` is read, to refuse a malformed one.
+/// Every mode is met: every check reads its organisation's current revision and uses cached data
+/// only at that revision. Only the token of `at_least_as_fresh` is read, to refuse a malformed one.
 pub fn consistency(consistency: Option<&v1::Consistency>) -> Result<(), Error> {
     match consistency.and_then(|consistency| consistency.requirement.as_ref()) {
         Some(Requirement::AtLeastAsFresh(token)) => parse_consistency_token(token).map(|_| ()),

@@ -167,7 +167,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
     );
     if config.redis_url.is_some() {
         tracing::info!(
-            "redis_url is set; checks read the database until the decision cache of issue #7 lands"
+            "redis_url is set but not used yet; each replica caches decisions in process"
         );
     }
     let catalogue = match &config.catalogue_path {

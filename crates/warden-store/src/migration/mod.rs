@@ -10,6 +10,7 @@ mod m20261201_000006_sso;
 mod m20261202_000007_sso_domains;
 mod m20261202_000008_sessions_authenticated_at;
 mod m20261202_000009_organization_revisions;
+mod m20261202_000010_organization_indexes;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_sso_domains::Migration),
             Box::new(m20261202_000008_sessions_authenticated_at::Migration),
             Box::new(m20261202_000009_organization_revisions::Migration),
+            Box::new(m20261202_000010_organization_indexes::Migration),
         ]
     }
 }

@@ -31,18 +31,21 @@ pub fn per_user_per_hour(per_hour: u32) -> UserLimiter {
     DefaultKeyedRateLimiter::keyed(Quota::per_hour(rate))
 }
 
-/// RESOURCE_EXHAUSTED once `user` has spent their budget in `limiter`.
-pub fn spend(limiter: &UserLimiter, user: UserId) -> Result<(), Error> {
+/// RESOURCE_EXHAUSTED, with the wait, once `key` has spent its budget in `limiter`; idle keys are
+/// dropped when too many are tracked. Every in-process limit goes through here.
+pub fn spend<K: Clone + Eq + std::hash::Hash>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), Error> {
     if limiter.len() > MAX_TRACKED_KEYS {
         limiter.retain_recent();
     }
-    limiter
-        .check_key(&user)
-        .map_err(|not_until| Error::Throttled {
-            retry_after: not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            )),
-        })
+    limiter.check_key(key).map_err(|not_until| {
+        let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+        Error::Throttled {
+            retry_after: not_until.wait_time_from(now),
+        }
+    })
 }
 
 /// The configured limits beyond the unauthenticated rate.
@@ -127,13 +130,6 @@ fn throttled(retry_after: chrono::Duration) -> Error {
     }
 }
 
-fn governor_wait(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Error {
-    let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-    Error::Throttled {
-        retry_after: not_until.wait_time_from(now),
-    }
-}
-
 impl AppState {
     /// The client behind `request`: its TCP peer, or the address a trusted proxy forwarded.
     pub fn client_ip<T>(&self, request: &Request<T>) -> Option<IpAddr> {
@@ -159,18 +155,12 @@ impl AppState {
         let Some(address) = address else {
             return Ok(());
         };
-        if self.limiter.len() > MAX_TRACKED_KEYS {
-            self.limiter.retain_recent();
-        }
-        self.limiter.check_key(&address).map_err(governor_wait)
+        spend(&self.limiter, &address)
     }
 
     /// RESOURCE_EXHAUSTED when a signed-in user is over their rate.
     pub fn rate_limit_user(&self, user: UserId) -> Result<(), Error> {
-        if self.limits.per_user.len() > MAX_TRACKED_KEYS {
-            self.limits.per_user.retain_recent();
-        }
-        self.limits.per_user.check_key(&user).map_err(governor_wait)
+        spend(&self.limits.per_user, &user)
     }
 
     /// Before a check: refused while the address has spent its failures or the account is in

@@ -8,7 +8,7 @@ use warden_core::{
 use warden_proto::v1::{self, authorization_service_server::AuthorizationService};
 
 use crate::{
-    call::{Call, call},
+    call::call,
     convert,
     state::{Caller, Shared},
     status::to_status,
@@ -52,7 +52,8 @@ impl AuthorizationService for Authorization {
     }
 }
 
-/// An API key may ask only about its own organisation; another one answers NOT_FOUND (SPEC §1).
+/// An API key may ask only about its own organisation; another one answers NOT_FOUND (SPEC §1). An
+/// organisation that does not exist is NOT_FOUND from the authorizer's revision read.
 fn ensure_caller_may_ask(caller: &Caller, organization: OrganizationId) -> Result<(), Error> {
     match caller {
         Caller::Operator => Ok(()),
@@ -71,7 +72,7 @@ impl Authorization {
     ) -> Result<v1::CheckPermissionResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
         let (organization, check) = convert::check(&input, &self.0.catalogue)?;
-        self.ensure_may_ask(&call, organization).await?;
+        ensure_caller_may_ask(&call.caller, organization)?;
         let decision = self.0.authorizer.check(organization, &check).await?;
         Ok(convert::decision(decision, input.explain))
     }
@@ -97,7 +98,7 @@ impl Authorization {
         organizations.dedup();
         let mut results = vec![None; parsed.len()];
         for organization in organizations {
-            self.ensure_may_ask(&call, organization).await?;
+            ensure_caller_may_ask(&call.caller, organization)?;
             let (indices, checks): (Vec<usize>, Vec<Check>) = parsed
                 .iter()
                 .enumerate()
@@ -123,7 +124,7 @@ impl Authorization {
         let user = UserId::parse("user_id", &input.user_id)?;
         let target = convert::target(&input.entity_id)?;
         convert::consistency(input.consistency.as_ref())?;
-        self.ensure_may_ask(&call, organization).await?;
+        ensure_caller_may_ask(&call.caller, organization)?;
         let held = self
             .0
             .authorizer
@@ -134,11 +135,5 @@ impl Authorization {
         Ok(v1::ListEffectivePermissionsResponse {
             permissions: permissions.into_iter().map(|key| key.to_string()).collect(),
         })
-    }
-
-    /// The caller may ask about `organization`; the authorizer answers NOT_FOUND when it does not
-    /// exist, from the revision read every check makes anyway.
-    async fn ensure_may_ask(&self, call: &Call, organization: OrganizationId) -> Result<(), Error> {
-        ensure_caller_may_ask(&call.caller, organization)
     }
 }

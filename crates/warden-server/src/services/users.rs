@@ -310,7 +310,7 @@ impl Users {
         organization: OrganizationId,
         email: &Email,
     ) -> Error {
-        if let Err(throttled) = guard::spend(&self.0.email_conflicts, me.user) {
+        if let Err(throttled) = guard::spend(&self.0.email_conflicts, &me.user) {
             return throttled;
         }
         let audit = call.audit(organization, Action::InvitationRefused, email.as_str());

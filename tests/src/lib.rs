@@ -195,6 +195,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         argon2_memory_kib: 256, // Cheap hashes in tests; production uses OWASP's parameters.
         argon2_iterations: 1,
         database_max_connections: 4,
+        commit_wait_ms: 10, // Short, so writes return quickly; the guarantee holds at any lease.
         ..Config::default()
     }
 }

@@ -1,15 +1,18 @@
-//! Answers CheckPermission (SPEC §5): loads a subject's holdings and the entity tree through the
-//! core `SubjectSource` trait and decides with the core decision function.
+//! Answers CheckPermission (SPEC §5): loads subjects and the entity tree through the core
+//! `SubjectSource` trait and decides with the core decision function.
 //!
-//! Subjects and trees are kept in memory with the revision of their organisation that was read
-//! before they were loaded. Every check reads the organisation's current revision (one query) and
-//! reuses what it holds only at that revision: every write that can change an answer bumps the
-//! revision inside its transaction, so an acknowledged change is seen by the next check on every
-//! replica, and nothing cached is ever older than the database.
+//! Subjects and trees are kept in memory under the revision of their organisation that was read
+//! before they were loaded, and reused only at that revision. Where the revision comes from is the
+//! consistency mode: the database (`Full`), or this replica's copy of every organisation's revision
+//! (`Known`), kept current by polling the database's change feed (`poll`). A copy is trusted only
+//! while the last successful poll started less than the lease ago, and every write is acknowledged
+//! only a lease after it commits (the server's commit wait): once a write is acknowledged, every
+//! replica that answers from memory has polled after it committed. See ARCHITECTURE.md.
 use std::{
     collections::{BTreeSet, HashMap},
     hash::Hash,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
 };
 
 use warden_core::{
@@ -43,8 +46,9 @@ impl<K: Eq + Hash, V> AtRevision<K, V> {
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Loaded at the revision or after it: fresher than asked is as good.
         map.get(key)
-            .filter(|(at, _)| *at == revision)
+            .filter(|(at, _)| *at >= revision)
             .map(|(_, value)| value.clone())
     }
 
@@ -65,57 +69,201 @@ impl<K: Eq + Hash, V> AtRevision<K, V> {
     }
 }
 
+/// How fresh an answer must be (SPEC §5), weakest first, so the strictest of a batch is its max.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Consistency {
+    /// This replica's copy of the revisions, even when its lease has lapsed, up to `MAX_STALENESS`.
+    MinimizeLatency,
+    /// No answer contradicts a write acknowledged before the check began, on any replica.
+    #[default]
+    Default,
+    /// At least as fresh as the revision a write returned in its consistency token.
+    AtLeast(i64),
+    /// The database's current revision, read by the check itself.
+    Full,
+}
+
+/// How long `MinimizeLatency` may go on answering from a copy that could not be refreshed.
+pub const MAX_STALENESS: Duration = Duration::from_secs(5);
+
+/// Changes read per poll; more than this and the whole table of revisions is read again.
+const CHANGES_PER_POLL: u64 = 1000;
+
+/// This replica's copy of every organisation's revision, and when it was last known current.
+struct Known {
+    revisions: RwLock<Revisions>,
+    /// When the last successful poll started: everything committed before it is in `revisions`.
+    polled: Mutex<Option<Instant>>,
+    lease: Duration,
+}
+
+#[derive(Default)]
+struct Revisions {
+    /// The latest revision read from the feed; `None` before the first poll.
+    latest: Option<i64>,
+    organizations: HashMap<OrganizationId, i64>,
+}
+
+impl Known {
+    /// The organisation's revision from the copy, when `consistency` allows using it now.
+    fn revision(&self, organization: OrganizationId, consistency: Consistency) -> Option<i64> {
+        let age = self
+            .polled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .map(|started| started.elapsed())?;
+        let revisions = self
+            .revisions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let usable = match consistency {
+            Consistency::MinimizeLatency => age < MAX_STALENESS,
+            Consistency::Default => age < self.lease,
+            Consistency::AtLeast(wanted) => {
+                age < self.lease && revisions.latest.is_some_and(|latest| latest >= wanted)
+            }
+            Consistency::Full => false,
+        };
+        usable
+            .then(|| revisions.organizations.get(&organization).copied())
+            .flatten()
+    }
+}
+
 #[derive(Clone)]
 pub struct Authorizer {
     source: Arc<dyn SubjectSource>,
     trees: Arc<AtRevision<OrganizationId, EntityTree>>,
     subjects: Arc<AtRevision<(OrganizationId, UserId), Option<Subject>>>,
+    known: Arc<Known>,
 }
 
 impl Authorizer {
-    pub fn new(source: Arc<dyn SubjectSource>) -> Self {
+    /// `lease`: how long after a poll began its copy is trusted; the server waits as long after
+    /// every committed write before acknowledging it, and polls at least twice per lease.
+    pub fn new(source: Arc<dyn SubjectSource>, lease: Duration) -> Self {
         Self {
             source,
             trees: Arc::new(AtRevision::new()),
             subjects: Arc::new(AtRevision::new()),
+            known: Arc::new(Known {
+                revisions: RwLock::new(Revisions::default()),
+                polled: Mutex::new(None),
+                lease,
+            }),
         }
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.known.lease
+    }
+
+    /// The latest revision this replica has read: a consistency token for a request that wrote
+    /// nothing is at least as fresh as what this replica has seen.
+    pub fn latest(&self) -> i64 {
+        self.read_known().latest.unwrap_or(0)
+    }
+
+    /// The organisation's revision from this replica's copy, while the copy's lease is fresh.
+    pub fn fresh_revision(&self, organization: OrganizationId) -> Option<i64> {
+        self.known.revision(organization, Consistency::Default)
+    }
+
+    fn read_known(&self) -> std::sync::RwLockReadGuard<'_, Revisions> {
+        self.known
+            .revisions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Brings the copy of the revisions up to date with the database's change feed, and renews the
+    /// lease from the moment this poll started.
+    pub async fn poll(&self) -> Result<(), Error> {
+        let started = Instant::now();
+        let latest = self.read_known().latest;
+        let changes = match latest {
+            Some(latest) => self.source.changes_after(latest, CHANGES_PER_POLL).await?,
+            None => Vec::new(),
+        };
+        if latest.is_none() || changes.len() as u64 >= CHANGES_PER_POLL {
+            let (latest, organizations) = self.source.revisions().await?;
+            let mut known = self
+                .known
+                .revisions
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            known.latest = Some(latest.max(known.latest.unwrap_or(0)));
+            for (organization, revision) in organizations {
+                let entry = known.organizations.entry(organization).or_insert(revision);
+                *entry = (*entry).max(revision);
+            }
+        } else {
+            let mut known = self
+                .known
+                .revisions
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for change in changes {
+                match change.organization {
+                    Some(organization) => {
+                        let entry = known
+                            .organizations
+                            .entry(organization)
+                            .or_insert(change.revision);
+                        *entry = (*entry).max(change.revision);
+                    }
+                    // A change to every organisation (the predefined roles) sets them all.
+                    None => known
+                        .organizations
+                        .values_mut()
+                        .for_each(|revision| *revision = (*revision).max(change.revision)),
+                }
+                known.latest = Some(change.revision.max(known.latest.unwrap_or(0)));
+            }
+        }
+        let mut polled = self
+            .known
+            .polled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *polled = Some(polled.map_or(started, |previous| previous.max(started)));
+        Ok(())
     }
 
     pub async fn check(
         &self,
         organization: OrganizationId,
         check: &Check,
+        consistency: Consistency,
     ) -> Result<Decision, Error> {
         Ok(self
-            .check_many(organization, std::slice::from_ref(check))
+            .check_many(organization, std::slice::from_ref(check), consistency)
             .await?
             .remove(0))
     }
 
-    /// Decides a batch at one revision: one tree and one subject per distinct user.
-    /// NOT_FOUND for an organisation that does not exist.
+    /// Decides a batch at one revision: one tree, and the subjects of its distinct users, the
+    /// missing ones loaded together. NOT_FOUND for an organisation that does not exist.
     pub async fn check_many(
         &self,
         organization: OrganizationId,
         checks: &[Check],
+        consistency: Consistency,
     ) -> Result<Vec<Decision>, Error> {
-        let (revision, tree) = self.tree(organization).await?;
-        let mut subjects = Vec::new();
-        for user in checks
+        let (revision, tree) = self.tree(organization, consistency).await?;
+        let users: Vec<UserId> = checks
             .iter()
             .map(|check| check.user)
             .collect::<BTreeSet<_>>()
-        {
-            let subject = self.subject(organization, revision, user).await?;
-            subjects.push((user, subject));
-        }
+            .into_iter()
+            .collect();
+        let subjects = self.subjects(organization, revision, &users).await?;
         Ok(checks
             .iter()
             .map(|check| {
                 let subject = subjects
-                    .iter()
-                    .find(|(user, _)| *user == check.user)
-                    .and_then(|(_, subject)| subject.as_ref().as_ref());
+                    .get(&check.user)
+                    .and_then(|subject| subject.as_ref().as_ref());
                 decision::decide(subject, &check.permission, check.target, &tree)
             })
             .collect())
@@ -126,23 +274,33 @@ impl Authorizer {
         organization: OrganizationId,
         user: UserId,
         target: Target,
+        consistency: Consistency,
     ) -> Result<BTreeSet<PermissionKey>, Error> {
-        let (revision, tree) = self.tree(organization).await?;
-        let subject = self.subject(organization, revision, user).await?;
+        let (revision, tree) = self.tree(organization, consistency).await?;
+        let subjects = self.subjects(organization, revision, &[user]).await?;
         Ok(decision::effective_permissions(
-            subject.as_ref().as_ref(),
+            subjects
+                .get(&user)
+                .and_then(|subject| subject.as_ref().as_ref()),
             target,
             &tree,
         ))
     }
 
-    /// The organisation's current revision and its tree at (at least) that revision.
-    async fn tree(&self, organization: OrganizationId) -> Result<(i64, Arc<EntityTree>), Error> {
-        let revision = self
-            .source
-            .revision(organization)
-            .await?
-            .ok_or(Error::NotFound("organization"))?;
+    /// The organisation's revision as `consistency` allows, and its tree at (at least) it.
+    async fn tree(
+        &self,
+        organization: OrganizationId,
+        consistency: Consistency,
+    ) -> Result<(i64, Arc<EntityTree>), Error> {
+        let revision = match self.known.revision(organization, consistency) {
+            Some(revision) => revision,
+            None => self
+                .source
+                .revision(organization)
+                .await?
+                .ok_or(Error::NotFound("organization"))?,
+        };
         if let Some(tree) = self.trees.get(&organization, revision) {
             return Ok((revision, tree));
         }
@@ -152,19 +310,32 @@ impl Authorizer {
         Ok((revision, tree))
     }
 
-    async fn subject(
+    /// The subjects of `users` at `revision`, the missing ones loaded in one batch.
+    async fn subjects(
         &self,
         organization: OrganizationId,
         revision: i64,
-        user: UserId,
-    ) -> Result<Arc<Option<Subject>>, Error> {
-        let key = (organization, user);
-        if let Some(subject) = self.subjects.get(&key, revision) {
-            return Ok(subject);
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, Arc<Option<Subject>>>, Error> {
+        let mut found = HashMap::with_capacity(users.len());
+        let mut missing = Vec::new();
+        for user in users {
+            match self.subjects.get(&(organization, *user), revision) {
+                Some(subject) => {
+                    found.insert(*user, subject);
+                }
+                None => missing.push(*user),
+            }
         }
-        let subject = Arc::new(self.source.load_subject(organization, user).await?);
-        self.subjects.put(key, revision, subject.clone());
-        Ok(subject)
+        if !missing.is_empty() {
+            for (user, subject) in self.source.load_subjects(organization, &missing).await? {
+                let subject = Arc::new(subject);
+                self.subjects
+                    .put((organization, user), revision, subject.clone());
+                found.insert(user, subject);
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -172,16 +343,19 @@ impl Authorizer {
 mod tests {
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-    use warden_core::model::UserStatus;
+    use warden_core::{model::UserStatus, ports::Change};
 
     use super::*;
 
-    /// A source whose revision the test sets, counting how often it is read in full.
+    /// A source whose revision the test sets, counting its reads.
     #[derive(Default)]
     struct Counting {
         revision: AtomicI64,
         loads: AtomicUsize,
+        revision_reads: AtomicUsize,
     }
+
+    const ORGANIZATION: OrganizationId = OrganizationId(uuid::Uuid::from_u128(7));
 
     #[async_trait::async_trait]
     impl SubjectSource for Counting {
@@ -190,35 +364,75 @@ mod tests {
             _: OrganizationId,
             user: UserId,
         ) -> Result<Option<Subject>, Error> {
+            Ok(self
+                .load_subjects(ORGANIZATION, &[user])
+                .await?
+                .pop()
+                .and_then(|(_, subject)| subject))
+        }
+        async fn load_subjects(
+            &self,
+            _: OrganizationId,
+            users: &[UserId],
+        ) -> Result<Vec<(UserId, Option<Subject>)>, Error> {
             self.loads.fetch_add(1, Ordering::SeqCst);
-            Ok(Some(Subject {
-                user,
-                status: UserStatus::Active,
-                owner: false,
-                holdings: vec![],
-            }))
+            Ok(users
+                .iter()
+                .map(|user| {
+                    let subject = Subject {
+                        user: *user,
+                        status: UserStatus::Active,
+                        owner: false,
+                        holdings: vec![],
+                    };
+                    (*user, Some(subject))
+                })
+                .collect())
         }
         async fn load_entity_tree(&self, _: OrganizationId) -> Result<EntityTree, Error> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             Ok(EntityTree::default())
         }
         async fn revision(&self, _: OrganizationId) -> Result<Option<i64>, Error> {
+            self.revision_reads.fetch_add(1, Ordering::SeqCst);
             Ok(Some(self.revision.load(Ordering::SeqCst)))
+        }
+        async fn revisions(&self) -> Result<(i64, Vec<(OrganizationId, i64)>), Error> {
+            let revision = self.revision.load(Ordering::SeqCst);
+            Ok((revision, vec![(ORGANIZATION, revision)]))
+        }
+        async fn changes_after(&self, after: i64, _: u64) -> Result<Vec<Change>, Error> {
+            let revision = self.revision.load(Ordering::SeqCst);
+            Ok((after + 1..=revision)
+                .map(|revision| Change {
+                    revision,
+                    organization: Some(ORGANIZATION),
+                    action: "role.updated".into(),
+                    target_type: "role".into(),
+                    target_id: "r".into(),
+                })
+                .collect())
+        }
+    }
+
+    fn check() -> Check {
+        Check {
+            user: UserId::generate(),
+            permission: PermissionKey::new("payments.read"),
+            target: Target::Organization,
         }
     }
 
     #[tokio::test]
     async fn checks_reuse_what_they_loaded_only_at_the_same_revision() {
         let source = Arc::new(Counting::default());
-        let authorizer = Authorizer::new(source.clone());
-        let organization = OrganizationId::generate();
-        let check = Check {
-            user: UserId::generate(),
-            permission: PermissionKey::new("payments.read"),
-            target: Target::Organization,
-        };
+        let authorizer = Authorizer::new(source.clone(), Duration::from_secs(60));
+        let check = check();
         for _ in 0..5 {
-            authorizer.check(organization, &check).await.unwrap();
+            authorizer
+                .check(ORGANIZATION, &check, Consistency::Full)
+                .await
+                .unwrap();
         }
         assert_eq!(
             source.loads.load(Ordering::SeqCst),
@@ -226,7 +440,60 @@ mod tests {
             "a tree and a subject, once"
         );
         source.revision.store(1, Ordering::SeqCst); // A write committed somewhere.
-        authorizer.check(organization, &check).await.unwrap();
+        authorizer
+            .check(ORGANIZATION, &check, Consistency::Full)
+            .await
+            .unwrap();
         assert_eq!(source.loads.load(Ordering::SeqCst), 4, "both read again");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_copy_answers_without_the_database_and_a_lapsed_one_asks_it() {
+        let source = Arc::new(Counting::default());
+        let authorizer = Authorizer::new(source.clone(), Duration::from_millis(200));
+        let check = check();
+        authorizer.poll().await.unwrap();
+        for _ in 0..5 {
+            authorizer
+                .check(ORGANIZATION, &check, Consistency::Default)
+                .await
+                .unwrap();
+        }
+        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 0);
+        // A write the copy has not polled yet is not seen until the poll, as the lease allows.
+        source.revision.store(3, Ordering::SeqCst);
+        authorizer.poll().await.unwrap();
+        assert_eq!(authorizer.latest(), 3);
+        authorizer
+            .check(ORGANIZATION, &check, Consistency::Default)
+            .await
+            .unwrap();
+        assert_eq!(source.loads.load(Ordering::SeqCst), 4, "reloaded at 3");
+        // A token newer than the copy, or the full mode, reads the database.
+        authorizer
+            .check(ORGANIZATION, &check, Consistency::AtLeast(4))
+            .await
+            .unwrap();
+        authorizer
+            .check(ORGANIZATION, &check, Consistency::Full)
+            .await
+            .unwrap();
+        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 2);
+        // Once the lease lapses without a poll, the default mode reads the database too.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        authorizer
+            .check(ORGANIZATION, &check, Consistency::Default)
+            .await
+            .unwrap();
+        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 3);
+        authorizer
+            .check(ORGANIZATION, &check, Consistency::MinimizeLatency)
+            .await
+            .unwrap();
+        assert_eq!(
+            source.revision_reads.load(Ordering::SeqCst),
+            3,
+            "within MAX_STALENESS"
+        );
     }
 }

@@ -276,7 +276,11 @@ pub trait RoleStore: Send + Sync {
     ) -> Result<(), Error>;
     /// Rewrites the permissions of every organisation's predefined roles from the catalogue, in one
     /// transaction, so a changed catalogue file reaches existing organisations at start.
-    async fn sync_predefined_roles(&self, roles: &[PredefinedRole]) -> Result<(), Error>;
+    async fn sync_predefined_roles(
+        &self,
+        roles: &[PredefinedRole],
+        at: DateTime<Utc>,
+    ) -> Result<(), Error>;
     /// Every permission key that some role or direct grant refers to, to report vanished ones at start.
     async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error>;
 }
@@ -544,9 +548,32 @@ pub trait SubjectSource: Send + Sync {
         user: UserId,
     ) -> Result<Option<Subject>, Error>;
     async fn load_entity_tree(&self, organization: OrganizationId) -> Result<EntityTree, Error>;
-    /// The organisation's revision, bumped by every write that can change an answer; `None` when
-    /// there is no such organisation.
+    /// The subjects of `users` (each `None` when not in the organisation), in as many queries as
+    /// one: what a batch of checks loads for its misses.
+    async fn load_subjects(
+        &self,
+        organization: OrganizationId,
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, Option<Subject>)>, Error>;
+    /// The organisation's revision: the last revision that changed it; `None` when there is no
+    /// such organisation.
     async fn revision(&self, organization: OrganizationId) -> Result<Option<i64>, Error>;
+    /// The latest revision issued, and every organisation's revision as of (at least) it.
+    async fn revisions(&self) -> Result<(i64, Vec<(OrganizationId, i64)>), Error>;
+    /// The changes after `revision`, oldest first, at most `limit`: a gap-free prefix, because
+    /// revisions commit in order.
+    async fn changes_after(&self, revision: i64, limit: u64) -> Result<Vec<Change>, Error>;
+}
+
+/// What one revision changed (SPEC §5): replicas read these to learn what to forget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub revision: i64,
+    /// `None` when every organisation changed (the predefined roles were synchronised).
+    pub organization: Option<OrganizationId>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
 }
 
 /// Every store the server needs, as one object.

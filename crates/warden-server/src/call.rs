@@ -3,7 +3,7 @@
 //! returns `Result<_, Error>` so that errors are converted exactly once.
 use chrono::{DateTime, Utc};
 use tonic::Request;
-use warden_authz::Check;
+use warden_authz::{Check, Consistency};
 use warden_core::{
     Error,
     audit::{Action, Origin},
@@ -14,6 +14,7 @@ use warden_core::{
 };
 
 use crate::{
+    convert,
     input::check_strings,
     secrets::{same_secret, sha256_hex},
     state::{API_KEY_PREFIX, AppState, Caller, Shared, UserCaller},
@@ -119,9 +120,17 @@ async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
         if state.bad_tokens.is_unknown_key(prefix) {
             return Err(invalid());
         }
-        let Some((key, hash)) = state.store.find_api_key(prefix).await? else {
-            state.bad_tokens.remember_unknown_key(prefix);
-            return Err(invalid());
+        let (key, hash) = match state.known_keys.get(prefix, &state.authorizer) {
+            Some(known) => known,
+            None => {
+                let read_after = state.authorizer.latest();
+                let Some((key, hash)) = state.store.find_api_key(prefix).await? else {
+                    state.bad_tokens.remember_unknown_key(prefix);
+                    return Err(invalid());
+                };
+                state.known_keys.put(key.clone(), hash.clone(), read_after);
+                (key, hash)
+            }
         };
         if key.revoked_at.is_some() || !same_secret(&sha256_hex(token), &hash) {
             return Err(invalid());
@@ -177,7 +186,10 @@ pub async fn require(
         permission: PermissionKey::new(permission),
         target,
     };
-    let decision = state.authorizer.check(organization, &check).await?;
+    let decision = state
+        .authorizer
+        .check(organization, &check, Consistency::Default)
+        .await?;
     if decision.allowed {
         Ok(user)
     } else {
@@ -251,6 +263,14 @@ pub async fn ensure_caller_holds(
 }
 
 impl Call {
+    /// The consistency token of this call's writes: the revision they were issued, or, when they
+    /// changed no answer, the latest revision this replica has seen.
+    pub fn consistency_token(&self) -> String {
+        convert::consistency_token(
+            warden_store::receipt().unwrap_or_else(|| self.state.authorizer.latest()),
+        )
+    }
+
     #[allow(
         dead_code,
         reason = "until every service has the call shape (issue 12)"

@@ -68,6 +68,11 @@ pub struct Config {
     /// day ago (idle throttles, expired challenges and resets, used SSO tokens, ended sessions,
     /// acknowledged notifications).
     pub janitor_interval_ms: u64,
+    /// `WARDEN_COMMIT_WAIT_MS`: the lease of each replica's copy of the revisions (SPEC §5). Every
+    /// write that changes an answer is acknowledged this long after it commits, and replicas poll
+    /// the change feed twice as often, so checks answer from memory and still never contradict an
+    /// acknowledged write. 2 to 10000; default 50.
+    pub commit_wait_ms: u64,
     /// `WARDEN_SSO_MAX_ID_TOKEN_AGE_SECONDS`: an SSO ID token whose `iat` is older than this (plus
     /// the 30 s leeway) is refused, however late its `exp`; 1 to 86400.
     pub sso_max_id_token_age_seconds: u64,
@@ -127,6 +132,7 @@ impl Default for Config {
             password_reset_ttl_seconds: 3600,
             failed_authentication_per_minute: 30,
             janitor_interval_ms: 5 * 60 * 1000,
+            commit_wait_ms: 50,
             sso_max_id_token_age_seconds: 600,
             email_conflicts_per_hour: 5,
             account_free_failures: 4,
@@ -230,6 +236,9 @@ impl Config {
         }
         if config.unauthenticated_rate_per_minute == 0 {
             return Err("unauthenticated_rate_per_minute: must be at least 1".to_owned());
+        }
+        if !(2..=10_000).contains(&config.commit_wait_ms) {
+            return Err("commit_wait_ms: must be 2 to 10000".to_owned());
         }
         if !(1..=86_400).contains(&config.sso_max_id_token_age_seconds) {
             return Err("sso_max_id_token_age_seconds: must be 1 to 86400".to_owned());

@@ -2,7 +2,7 @@
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{DecodingKey, jwk::JwkSet};
-use warden_authz::Check;
+use warden_authz::{Check, Consistency};
 use warden_core::{
     Error,
     catalogue::{Catalogue, PermissionDef},
@@ -252,19 +252,28 @@ fn parse_page_token(token: &str) -> Result<Option<String>, Error> {
         .ok_or_else(malformed)
 }
 
-/// A consistency token for a write acknowledged at `at`. Every check reads its organisation's
-/// current revision, so any token is already satisfied; the format is fixed so clients can pass
-/// tokens through. TODO(issue 13): carry the write's revision instead of a time.
-pub fn consistency_token(at: DateTime<Utc>) -> String {
-    URL_SAFE_NO_PAD.encode(format!("c1:{}", at.timestamp_micros()))
+/// The consistency token of a write: the revision it was issued (SPEC §5), opaque to clients.
+pub fn consistency_token(revision: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("r1:{revision}"))
 }
 
-pub fn parse_consistency_token(token: &str) -> Result<i64, Error> {
+/// The revision a token stands for. Tokens of the first release (`c1:`, a clock reading) carry no
+/// revision: they ask for a fully consistent answer.
+pub fn parse_consistency_token(token: &str) -> Result<Consistency, Error> {
     let malformed = || Error::invalid("consistency.at_least_as_fresh", "malformed token");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
     let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    if let Some(revision) = text.strip_prefix("r1:") {
+        return revision
+            .parse()
+            .ok()
+            .filter(|revision: &i64| *revision >= 0)
+            .map(Consistency::AtLeast)
+            .ok_or_else(malformed);
+    }
     text.strip_prefix("c1:")
-        .and_then(|micros| micros.parse().ok())
+        .and_then(|micros| micros.parse::<i64>().ok())
+        .map(|_| Consistency::Full)
         .ok_or_else(malformed)
 }
 
@@ -551,16 +560,15 @@ pub fn group_json(group: &model::Group) -> String {
 
 // --- authorization
 
-/// One check as asked; a malformed consistency token is refused even though every mode is met
-/// today (see `consistency`), so clients find their bugs now.
+/// One check as asked, with the consistency it asks for.
 pub fn check(
     input: &v1::CheckPermissionRequest,
     catalogue: &Catalogue,
-) -> Result<(OrganizationId, Check), Error> {
+) -> Result<(OrganizationId, Check, Consistency), Error> {
     let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
     let user = UserId::parse("user_id", &input.user_id)?;
     let permission = catalogue.parse_key("permission", &input.permission)?;
-    consistency(input.consistency.as_ref())?;
+    let consistency = consistency(input.consistency.as_ref())?;
     let target = target(&input.entity_id)?;
     Ok((
         organization,
@@ -569,6 +577,7 @@ pub fn check(
             permission,
             target,
         },
+        consistency,
     ))
 }
 
@@ -576,7 +585,7 @@ pub fn check(
 pub fn checks(
     input: &[v1::CheckPermissionRequest],
     catalogue: &Catalogue,
-) -> Result<Vec<(OrganizationId, Check)>, Error> {
+) -> Result<Vec<(OrganizationId, Check, Consistency)>, Error> {
     each("checks", input, |at, one| {
         check(one, catalogue).map_err(|error| match error {
             Error::Invalid { field, reason } => Error::invalid(format!("{at}.{field}"), reason),
@@ -593,12 +602,13 @@ pub fn target(entity_id: &str) -> Result<Target, Error> {
     }
 }
 
-/// Every mode is met: every check reads its organisation's current revision and uses cached data
-/// only at that revision. Only the token of `at_least_as_fresh` is read, to refuse a malformed one.
-pub fn consistency(consistency: Option<&v1::Consistency>) -> Result<(), Error> {
+/// The consistency a check asks for; unset is the default guarantee (SPEC §5).
+pub fn consistency(consistency: Option<&v1::Consistency>) -> Result<Consistency, Error> {
     match consistency.and_then(|consistency| consistency.requirement.as_ref()) {
-        Some(Requirement::AtLeastAsFresh(token)) => parse_consistency_token(token).map(|_| ()),
-        Some(Requirement::MinimizeLatency(_) | Requirement::FullyConsistent(_)) | None => Ok(()),
+        Some(Requirement::AtLeastAsFresh(token)) => parse_consistency_token(token),
+        Some(Requirement::MinimizeLatency(_)) => Ok(Consistency::MinimizeLatency),
+        Some(Requirement::FullyConsistent(_)) => Ok(Consistency::Full),
+        None => Ok(Consistency::Default),
     }
 }
 
@@ -876,11 +886,21 @@ mod tests {
 
     #[test]
     fn consistency_tokens_round_trip() {
-        let now = Utc::now();
         assert_eq!(
-            parse_consistency_token(&consistency_token(now)).unwrap(),
-            now.timestamp_micros()
+            parse_consistency_token(&consistency_token(42)).unwrap(),
+            Consistency::AtLeast(42)
         );
-        assert!(parse_consistency_token("nope").is_err());
+        let first_release = URL_SAFE_NO_PAD.encode("c1:1764547200000000");
+        assert_eq!(
+            parse_consistency_token(&first_release).unwrap(),
+            Consistency::Full
+        );
+        for malformed in [
+            "nope",
+            &URL_SAFE_NO_PAD.encode("r1:-1"),
+            &URL_SAFE_NO_PAD.encode("r1:x"),
+        ] {
+            assert!(parse_consistency_token(malformed).is_err(), "{malformed}");
+        }
     }
 }

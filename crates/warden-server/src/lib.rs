@@ -2,6 +2,7 @@
 //! tonic services of `warden.v1`, with reflection and health. `main.rs` and the tests call `serve`.
 mod bad_tokens;
 mod call;
+mod commit_wait;
 pub mod config;
 mod convert;
 mod crypto;
@@ -11,6 +12,7 @@ mod grants;
 mod guard;
 mod input;
 mod janitor;
+mod known_keys;
 mod secrets;
 mod services;
 mod state;
@@ -43,6 +45,7 @@ pub use warden_core::clock::{Clock, ManualClock, SystemClock};
 
 pub use crate::config::Config;
 use crate::{
+    commit_wait::CommitWaitLayer,
     config::Secret,
     secrets::PasswordHasher,
     services::{
@@ -104,9 +107,11 @@ pub async fn serve(
         state.clock.clone(),
         Duration::from_millis(config.janitor_interval_ms.max(10)),
     ));
+    let poller = tokio::spawn(poll_revisions(state.authorizer.clone()));
     let address = listener.local_addr().map_err(Error::internal)?;
     tracing::info!(%address, "warden serving");
     let served = tonic::transport::Server::builder()
+        .layer(CommitWaitLayer(state.authorizer.lease()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -135,8 +140,22 @@ pub async fn serve(
         worker.abort();
     }
     janitor.abort();
+    poller.abort();
     tracing::info!("warden stopped");
     served
+}
+
+/// Keeps this replica's copy of the revisions current: twice per lease, so the lease stays fresh
+/// while the database answers; when it does not, checks read the database (and fail with it).
+async fn poll_revisions(authorizer: Authorizer) {
+    let mut every = tokio::time::interval(authorizer.lease() / 2);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = authorizer.poll().await {
+            tracing::warn!(%error, "revision poll failed; checks read the database until it recovers");
+        }
+    }
 }
 
 /// Everything before the first RPC: fails fast, with the reason, when anything is missing.
@@ -180,6 +199,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
     warden_core::ports::RoleStore::sync_predefined_roles(
         store.as_ref(),
         catalogue.predefined_roles(),
+        clock.now(),
     )
     .await?;
     let in_use = warden_core::ports::RoleStore::permission_keys_in_use(store.as_ref()).await?;
@@ -209,7 +229,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
     let store: Arc<dyn Store> = store;
     Ok(AppState {
         clock,
-        authorizer: Authorizer::new(store.clone()),
+        authorizer: Authorizer::new(store.clone(), Duration::from_millis(config.commit_wait_ms)),
         store,
         catalogue: Arc::new(catalogue),
         tokens,
@@ -228,6 +248,7 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
         bad_tokens: bad_tokens::BadTokens::new(config.failed_authentication_per_minute),
         email_conflicts: guard::per_user_per_hour(config.email_conflicts_per_hour),
         api_key_touches: Default::default(),
+        known_keys: Default::default(),
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
         ),

@@ -2,9 +2,8 @@
 //! with `insert_audit`; reads filter on the organisation inside the query.
 use async_trait::async_trait;
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait as _, OnConflict},
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use warden_core::{
     Error,
@@ -18,7 +17,8 @@ use crate::{
     SqlStore,
     convert::uuid,
     internal,
-    tables::{audit_events, organization_revisions},
+    revisions::{self, Changed},
+    tables::audit_events,
 };
 
 /// Writes the audit row of a change, and bumps its organisation's revision when the change can alter
@@ -27,9 +27,6 @@ pub(crate) async fn insert_audit(
     db: &impl ConnectionTrait,
     event: &AuditEvent,
 ) -> Result<(), Error> {
-    if changes_answers(&event.action) {
-        bump_revision(db, event.organization_id).await?;
-    }
     audit_events::Entity::insert(audit_events::ActiveModel {
         id: Set(event.id.to_string()),
         organization_id: Set(event.organization_id.to_string()),
@@ -46,8 +43,22 @@ pub(crate) async fn insert_audit(
     })
     .exec(db)
     .await
-    .map(|_| ())
-    .map_err(internal)
+    .map_err(internal)?;
+    // The revision last: its row stays locked until the commit (`revisions::issue`).
+    if changes_answers(&event.action) {
+        revisions::issue(
+            db,
+            Changed {
+                organization: Some(event.organization_id),
+                action: &event.action,
+                target_type: &event.target_type,
+                target_id: &event.target_id,
+                at: event.created_at,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn event(row: audit_events::Model) -> Result<AuditEvent, Error> {
@@ -75,7 +86,10 @@ fn event(row: audit_events::Model) -> Result<AuditEvent, Error> {
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn record_audit(&self, event: &AuditEvent) -> Result<(), Error> {
-        insert_audit(&self.db, event).await
+        // A transaction even for one row: a revision, when issued, must commit with its feed row.
+        let txn = self.begin().await?;
+        insert_audit(&txn, event).await?;
+        txn.commit().await.map_err(internal)
     }
 
     async fn list_audit_events(
@@ -113,41 +127,17 @@ impl AuditStore for SqlStore {
     }
 }
 
-/// Sign-ins, password changes and reset requests change no authorization answer; everything else
+/// Sign-ins, password changes, reset requests and refused invitations change no authorization answer; everything else
 /// audited does (grants, roles, groups, statuses, factors, settings, keys, ownership, provisioning).
 fn changes_answers(action: &str) -> bool {
     ![
         Action::SignedIn,
         Action::SignInFailed,
+        Action::InvitationRefused,
         Action::PasswordChanged,
         Action::PasswordReset,
         Action::PasswordResetRequested,
     ]
     .iter()
     .any(|quiet| quiet.as_str() == action)
-}
-
-/// `organization`'s revision + 1, inside the caller's transaction; its row is the last one a write
-/// takes, so it never waits on another while holding it.
-pub(crate) async fn bump_revision(
-    db: &impl ConnectionTrait,
-    organization: OrganizationId,
-) -> Result<(), Error> {
-    let revisions = organization_revisions::Entity;
-    organization_revisions::Entity::insert(organization_revisions::ActiveModel {
-        organization_id: Set(organization.to_string()),
-        revision: Set(1),
-    })
-    .on_conflict(
-        OnConflict::column(organization_revisions::Column::OrganizationId)
-            .value(
-                organization_revisions::Column::Revision,
-                Expr::col((revisions, organization_revisions::Column::Revision)).add(1),
-            )
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
-    .map_err(internal)
 }

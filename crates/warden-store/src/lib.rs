@@ -12,6 +12,7 @@ mod janitor;
 mod migration;
 mod notifications;
 mod organizations;
+mod revisions;
 mod roles;
 mod search;
 mod sessions;
@@ -22,11 +23,13 @@ mod tables;
 mod throttles;
 mod users;
 
+pub use revisions::{receipt, with_receipt};
+
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use warden_core::{Error, ports::Sealer};
@@ -72,6 +75,22 @@ impl SqlStore {
             ..TransactionOptions::default()
         };
         self.db.begin_with_options(options).await.map_err(internal)
+    }
+
+    /// A read-only snapshot: what a multi-query read sees is one state of the database
+    /// (REPEATABLE READ on PostgreSQL; a deferred transaction on SQLite reads one WAL snapshot).
+    pub(crate) async fn snapshot(&self) -> Result<DatabaseTransaction, Error> {
+        let (isolation, access) = match self.db.get_database_backend() {
+            DbBackend::Postgres => (
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            ),
+            _ => (None, None),
+        };
+        self.db
+            .begin_with_config(isolation, access)
+            .await
+            .map_err(internal)
     }
 
     pub async fn ping(&self) -> Result<(), Error> {

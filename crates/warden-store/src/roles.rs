@@ -2,10 +2,11 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait as _, Query},
+    sea_query::{Expr, Query},
 };
 use warden_core::{
     Error,
@@ -22,10 +23,10 @@ use crate::{
     convert::scopes,
     groups::lock_groups,
     internal,
+    revisions::{self, Changed},
     subjects::affected,
     tables::{
-        direct_permissions, group_grants, group_members, organization_revisions, role_permissions,
-        roles, user_grants,
+        direct_permissions, group_grants, group_members, role_permissions, roles, user_grants,
     },
     unique_violation_as,
 };
@@ -320,7 +321,11 @@ impl RoleStore for SqlStore {
         txn.commit().await.map_err(internal)
     }
 
-    async fn sync_predefined_roles(&self, predefined: &[PredefinedRole]) -> Result<(), Error> {
+    async fn sync_predefined_roles(
+        &self,
+        predefined: &[PredefinedRole],
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
         let txn = self.begin().await?;
         for role in predefined {
             // Set-based, so the cost depends on the catalogue, not on the number of organisations.
@@ -360,14 +365,17 @@ impl RoleStore for SqlStore {
         }
         // Every organisation's answers may have changed, and other replicas keep serving: their
         // cached decisions must see it.
-        organization_revisions::Entity::update_many()
-            .col_expr(
-                organization_revisions::Column::Revision,
-                Expr::col(organization_revisions::Column::Revision).add(1),
-            )
-            .exec(&txn)
-            .await
-            .map_err(internal)?;
+        revisions::issue(
+            &txn,
+            Changed {
+                organization: None,
+                action: "roles.predefined_synchronized",
+                target_type: "catalogue",
+                target_id: "",
+                at,
+            },
+        )
+        .await?;
         txn.commit().await.map_err(internal)
     }
 

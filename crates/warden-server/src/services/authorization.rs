@@ -71,9 +71,13 @@ impl Authorization {
         request: Request<v1::CheckPermissionRequest>,
     ) -> Result<v1::CheckPermissionResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        let (organization, check) = convert::check(&input, &self.0.catalogue)?;
+        let (organization, check, consistency) = convert::check(&input, &self.0.catalogue)?;
         ensure_caller_may_ask(&call.caller, organization)?;
-        let decision = self.0.authorizer.check(organization, &check).await?;
+        let decision = self
+            .0
+            .authorizer
+            .check(organization, &check, consistency)
+            .await?;
         Ok(convert::decision(decision, input.explain))
     }
 
@@ -92,7 +96,7 @@ impl Authorization {
         // Group by organisation so each is authorised, looked up and evaluated once.
         let mut organizations: Vec<OrganizationId> = parsed
             .iter()
-            .map(|(organization, _)| *organization)
+            .map(|(organization, _, _)| *organization)
             .collect();
         organizations.sort();
         organizations.dedup();
@@ -102,10 +106,21 @@ impl Authorization {
             let (indices, checks): (Vec<usize>, Vec<Check>) = parsed
                 .iter()
                 .enumerate()
-                .filter(|(_, (org, _))| *org == organization)
-                .map(|(index, (_, check))| (index, check.clone()))
+                .filter(|(_, (org, _, _))| *org == organization)
+                .map(|(index, (_, check, _))| (index, check.clone()))
                 .unzip();
-            let decisions = self.0.authorizer.check_many(organization, &checks).await?;
+            // One revision for the organisation's checks: the strictest any of them asks for.
+            let consistency = parsed
+                .iter()
+                .filter(|(org, _, _)| *org == organization)
+                .map(|(_, _, consistency)| *consistency)
+                .max()
+                .unwrap_or_default();
+            let decisions = self
+                .0
+                .authorizer
+                .check_many(organization, &checks, consistency)
+                .await?;
             for (index, decision) in indices.into_iter().zip(decisions) {
                 results[index] = Some(convert::decision(decision, input.checks[index].explain));
             }
@@ -123,12 +138,12 @@ impl Authorization {
         let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
         let user = UserId::parse("user_id", &input.user_id)?;
         let target = convert::target(&input.entity_id)?;
-        convert::consistency(input.consistency.as_ref())?;
+        let consistency = convert::consistency(input.consistency.as_ref())?;
         ensure_caller_may_ask(&call.caller, organization)?;
         let held = self
             .0
             .authorizer
-            .effective_permissions(organization, user, target)
+            .effective_permissions(organization, user, target, consistency)
             .await?;
         let mut permissions: Vec<_> = held.into_iter().collect();
         permissions.sort_by_key(|key| self.0.catalogue.position(key).unwrap_or(usize::MAX));

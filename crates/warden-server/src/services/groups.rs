@@ -117,7 +117,7 @@ impl Groups {
         let created = self.0.store.create_group(&group, &audit).await?;
         Ok(v1::CreateGroupResponse {
             group: Some(convert::group(&created)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -186,7 +186,7 @@ impl Groups {
             .await?;
         Ok(v1::UpdateGroupResponse {
             group: Some(convert::group(&updated)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -206,7 +206,7 @@ impl Groups {
             .delete_group(organization, id, me.user, &ensure_may_act_on_all, &audit)
             .await?;
         Ok(v1::DeleteGroupResponse {
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -220,7 +220,7 @@ impl Groups {
         let group = self.membership(&call, organization, id, user, true).await?;
         Ok(v1::AddGroupMemberResponse {
             group: Some(convert::group(&group)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -236,7 +236,7 @@ impl Groups {
             .await?;
         Ok(v1::RemoveGroupMemberResponse {
             group: Some(convert::group(&group)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 

@@ -139,7 +139,7 @@ impl Organizations {
         Ok(v1::CreateOrganizationResponse {
             organization: Some(convert::organization(&organization)),
             owner: written(&owner, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -230,7 +230,7 @@ impl Organizations {
             .await?;
         Ok(v1::UpdateOrganizationSettingsResponse {
             organization: Some(convert::organization(&organization)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -269,7 +269,7 @@ impl Organizations {
         let entity = self.0.store.create_entity(&entity, &audit).await?;
         Ok(v1::CreateEntityResponse {
             entity: Some(convert::entity(&entity)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -307,7 +307,7 @@ impl Organizations {
         let owner = hand_over(&self.0, None, new_owner, audit).await?;
         Ok(v1::ReassignOwnershipResponse {
             owner: written(&owner, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 }

@@ -146,7 +146,7 @@ impl Roles {
         let role = self.0.store.create_role(&role, &audit).await?;
         Ok(v1::CreateRoleResponse {
             role: Some(self.message(&role)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -184,7 +184,7 @@ impl Roles {
             .await?;
         Ok(v1::UpdateRoleResponse {
             role: Some(self.message(&role)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -212,7 +212,7 @@ impl Roles {
             .delete_role(organization, &role.id, me.user, &verdict, &audit)
             .await?;
         Ok(v1::DeleteRoleResponse {
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 

@@ -108,7 +108,7 @@ impl Organizations {
         let organization = self.0.store.configure_sso(&config, &audit).await?;
         Ok(v1::ConfigureSsoResponse {
             organization: Some(convert::organization(&organization)),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 }

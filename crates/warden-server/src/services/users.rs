@@ -297,7 +297,7 @@ impl Users {
         tracing::info!(organization_id = %organization_id, user_id = %user.id, "user invited");
         Ok(v1::InviteUserResponse {
             user: written(&user, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -340,7 +340,7 @@ impl Users {
             .await?;
         Ok(v1::ResendInvitationResponse {
             user: written(&user, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -381,7 +381,7 @@ impl Users {
         tracing::info!(user_id = %user.id, "invitation accepted");
         Ok(v1::AcceptInvitationResponse {
             user: written(&user, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -508,7 +508,7 @@ impl Users {
             .await?;
         Ok(v1::UpdateUserResponse {
             user: written(&user, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 
@@ -567,10 +567,7 @@ impl Users {
             .change_status(organization, target.id, R::STEP.from(), to, &audit)
             .await?;
         tracing::info!(organization_id = %organization, user_id = %user.id, status = user.status.as_str(), "user status changed");
-        Ok(R::reply(
-            written(&user, call.now),
-            convert::consistency_token(call.now),
-        ))
+        Ok(R::reply(written(&user, call.now), call.consistency_token()))
     }
 
     async fn transfer(
@@ -590,7 +587,7 @@ impl Users {
         let user = hand_over(&self.0, Some(owner.id), new_owner, audit).await?;
         Ok(v1::TransferOwnershipResponse {
             owner: written(&user, call.now),
-            consistency_token: convert::consistency_token(call.now),
+            consistency_token: call.consistency_token(),
         })
     }
 

@@ -11,6 +11,7 @@ mod m20261202_000007_sso_domains;
 mod m20261202_000008_sessions_authenticated_at;
 mod m20261202_000009_organization_revisions;
 mod m20261202_000010_organization_indexes;
+mod m20261202_000011_revision_changes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_sessions_authenticated_at::Migration),
             Box::new(m20261202_000009_organization_revisions::Migration),
             Box::new(m20261202_000010_organization_indexes::Migration),
+            Box::new(m20261202_000011_revision_changes::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod organization_revisions;
 pub mod organizations;
 pub mod password_resets;
 pub mod recovery_codes;
+pub mod revision_changes;
 pub mod role_permissions;
 pub mod roles;
 pub mod second_factors;

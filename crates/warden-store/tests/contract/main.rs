@@ -9,6 +9,7 @@
 )]
 
 mod ownership;
+mod revisions;
 mod role_grants;
 mod rollback;
 mod single_use;
@@ -72,6 +73,9 @@ contract_suite! {
     rollback::user_change_whose_audit_row_fails_changes_neither_names_nor_grants,
     rollback::group_whose_audit_row_fails_is_not_created,
     rollback::transfer_whose_audit_row_fails_keeps_the_owner,
+    revisions::concurrent_writes_issue_revisions_a_poller_reads_without_gaps,
+    revisions::a_write_that_fails_issues_no_revision,
+    revisions::sign_ins_issue_no_revision,
     role_grants::a_deleted_role_cannot_be_granted_to_users_or_groups,
     role_grants::a_grant_racing_the_deletion_of_its_role_leaves_no_grant_naming_it,
     ownership::concurrent_transfers_leave_exactly_one_owner,

@@ -22,6 +22,7 @@ mod second_factors;
 mod secrets;
 mod sessions;
 mod settings;
+mod shared_cache;
 mod sso;
 mod startup;
 mod throttling;

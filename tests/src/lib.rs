@@ -6,7 +6,11 @@
     reason = "test support: a failed step should fail the test loudly"
 )]
 
+mod redis;
+
 use std::{path::PathBuf, sync::Arc, time::Duration};
+
+pub use redis::TestRedis;
 
 use sea_orm::{ConnectionTrait, Database};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};

@@ -15,6 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod shared;
+
+pub use shared::{RedisCache, SharedCache};
 use warden_core::{
     Error,
     decision::{self, Decision, EntityTree, Subject, Target},
@@ -135,6 +138,8 @@ pub struct Authorizer {
     source: Arc<dyn SubjectSource>,
     trees: Arc<AtRevision<OrganizationId, EntityTree>>,
     subjects: Arc<AtRevision<(OrganizationId, UserId), Option<Subject>>>,
+    /// The second level shared by replicas (Redis), asked after memory and before the database.
+    shared: Option<Arc<dyn SharedCache>>,
     known: Arc<Known>,
 }
 
@@ -146,12 +151,19 @@ impl Authorizer {
             source,
             trees: Arc::new(AtRevision::new()),
             subjects: Arc::new(AtRevision::new()),
+            shared: None,
             known: Arc::new(Known {
                 revisions: RwLock::new(Revisions::default()),
                 polled: Mutex::new(None),
                 lease,
             }),
         }
+    }
+
+    /// Adds the shared second level of the subject cache.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedCache>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn lease(&self) -> Duration {
@@ -327,12 +339,34 @@ impl Authorizer {
                 None => missing.push(*user),
             }
         }
+        if let (Some(shared), false) = (&self.shared, missing.is_empty()) {
+            let kept = shared.get(organization, revision, &missing).await;
+            let mut still = Vec::new();
+            for (user, kept) in missing.into_iter().zip(kept) {
+                match kept {
+                    Some(subject) => {
+                        let subject = Arc::new(subject);
+                        self.subjects
+                            .put((organization, user), revision, subject.clone());
+                        found.insert(user, subject);
+                    }
+                    None => still.push(user),
+                }
+            }
+            missing = still;
+        }
         if !missing.is_empty() {
+            let mut loaded = Vec::with_capacity(missing.len());
             for (user, subject) in self.source.load_subjects(organization, &missing).await? {
                 let subject = Arc::new(subject);
                 self.subjects
                     .put((organization, user), revision, subject.clone());
-                found.insert(user, subject);
+                found.insert(user, subject.clone());
+                loaded.push((user, subject));
+            }
+            if let Some(shared) = self.shared.clone() {
+                // Off the check's path: the answer never waits on Redis to keep what was loaded.
+                tokio::spawn(async move { shared.put(organization, revision, &loaded).await });
             }
         }
         Ok(found)

@@ -8,7 +8,7 @@ use crate::{
 };
 
 /// Where a holding comes from, for `explain`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     Role(RoleId),
     /// A role inherited from a group, named for `explain`.
@@ -20,15 +20,15 @@ pub enum Source {
 }
 
 /// A set of permissions held on a scope.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holding {
     pub source: Source,
     pub scope: Scope,
     pub permissions: BTreeSet<PermissionKey>,
 }
 
-/// Everything a decision needs to know about one user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything a decision needs to know about one user (serialisable: the shared cache keeps it).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Subject {
     pub user: UserId,
     /// The status decisions see (`users::status_decided`): only ACTIVE users are allowed anything;

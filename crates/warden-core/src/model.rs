@@ -83,7 +83,7 @@ pub struct Entity {
 
 /// The lifecycle status as stored; EXPIRED and LOCKED are derived when read (SPEC §2,
 /// `users::status_seen`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UserStatus {
     Pending,
     Expired,
@@ -121,7 +121,7 @@ impl UserStatus {
 
 /// Where a grant applies: everywhere (full access, future entities included) or on listed entities,
 /// each covering its segments.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scope {
     All,
     Entities(BTreeSet<EntityId>),

@@ -73,6 +73,9 @@ pub struct Config {
     /// the change feed twice as often, so checks answer from memory and still never contradict an
     /// acknowledged write. 2 to 10000; default 50.
     pub commit_wait_ms: u64,
+    /// `WARDEN_REDIS_TIMEOUT_MS`: the longest a check waits on Redis (connect or answer) before it
+    /// loads from the database instead; 1 to 10000, default 50.
+    pub redis_timeout_ms: u64,
     /// `WARDEN_SSO_MAX_ID_TOKEN_AGE_SECONDS`: an SSO ID token whose `iat` is older than this (plus
     /// the 30 s leeway) is refused, however late its `exp`; 1 to 86400.
     pub sso_max_id_token_age_seconds: u64,
@@ -133,6 +136,7 @@ impl Default for Config {
             failed_authentication_per_minute: 30,
             janitor_interval_ms: 5 * 60 * 1000,
             commit_wait_ms: 50,
+            redis_timeout_ms: 50,
             sso_max_id_token_age_seconds: 600,
             email_conflicts_per_hour: 5,
             account_free_failures: 4,
@@ -236,6 +240,9 @@ impl Config {
         }
         if config.unauthenticated_rate_per_minute == 0 {
             return Err("unauthenticated_rate_per_minute: must be at least 1".to_owned());
+        }
+        if !(1..=10_000).contains(&config.redis_timeout_ms) {
+            return Err("redis_timeout_ms: must be 1 to 10000".to_owned());
         }
         if !(2..=10_000).contains(&config.commit_wait_ms) {
             return Err("commit_wait_ms: must be 2 to 10000".to_owned());

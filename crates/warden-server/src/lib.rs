@@ -23,7 +23,7 @@ use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use warden_authz::Authorizer;
+use warden_authz::{Authorizer, RedisCache};
 use warden_core::{
     Error,
     catalogue::Catalogue,
@@ -184,11 +184,6 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
         )
         .await?,
     );
-    if config.redis_url.is_some() {
-        tracing::info!(
-            "redis_url is set but not used yet; each replica caches decisions in process"
-        );
-    }
     let catalogue = match &config.catalogue_path {
         Some(path) => {
             Catalogue::from_toml(&std::fs::read_to_string(path).map_err(Error::internal)?)?
@@ -227,9 +222,15 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
     )
     .await?;
     let store: Arc<dyn Store> = store;
+    let mut authorizer =
+        Authorizer::new(store.clone(), Duration::from_millis(config.commit_wait_ms));
+    if let Some(url) = &config.redis_url {
+        let timeout = Duration::from_millis(config.redis_timeout_ms);
+        authorizer = authorizer.with_shared(Arc::new(RedisCache::new(url, timeout)?));
+    }
     Ok(AppState {
         clock,
-        authorizer: Authorizer::new(store.clone(), Duration::from_millis(config.commit_wait_ms)),
+        authorizer,
         store,
         catalogue: Arc::new(catalogue),
         tokens,

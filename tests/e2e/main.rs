@@ -25,4 +25,5 @@ mod settings;
 mod sso;
 mod startup;
 mod throttling;
+mod tls;
 mod users;

@@ -1,13 +1,40 @@
 //! TLS on the gRPC port: throwaway certificates from rcgen, a TLS client calling Health, plaintext
-//! refused, a rotated certificate served without a restart, and the plaintext health-only port.
+//! refused, a rotated certificate served without a restart, the plaintext health-only port, and
+//! client certificates required by `tls_client_ca_file`.
 use std::{path::Path, time::Duration};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, date_time_ymd};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use warden_tests::{TestDatabase, TestServer};
+
+/// A throwaway certificate authority.
+struct Ca(CertifiedIssuer<'static, KeyPair>);
+
+impl Ca {
+    fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+    }
+
+    /// A certificate for `name`, valid from 2020 until `until` (default: rcgen's, years ahead),
+    /// as PEM (certificate, key).
+    fn issue(&self, name: &str, until: Option<(i32, u8, u8)>) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.not_before = date_time_ymd(2020, 1, 1);
+        if let Some((year, month, day)) = until {
+            params.not_after = date_time_ymd(year, month, day);
+        }
+        (
+            params.signed_by(&key, &self.0).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    }
+}
 
 /// A throwaway CA and a `localhost` certificate it signed, as PEM.
 struct Generation {
@@ -17,18 +44,12 @@ struct Generation {
 }
 
 fn generation() -> Generation {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.issue("localhost", None);
     Generation {
-        ca: ca.pem(),
-        cert: cert.pem(),
-        key: key.serialize_pem(),
+        ca: ca.0.pem(),
+        cert,
+        key,
     }
 }
 
@@ -156,4 +177,45 @@ async fn the_health_only_port_answers_in_plaintext_beside_tls() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_its_unexpired_certificates_are_served() {
+    let first = generation();
+    let clients = Ca::new();
+    let with =
+        |(cert, key): &(String, String)| first.client().identity(Identity::from_pem(cert, key));
+    let billing = clients.issue("billing.internal", None);
+    let db = TestDatabase::fresh().await;
+    first.write_to(&db.dir);
+    std::fs::write(db.dir.join("clients.pem"), clients.0.pem()).unwrap();
+    let dir = db.dir.clone();
+    let server = TestServer::start_tls(
+        db,
+        move |config| {
+            config.tls_cert_file = Some(dir.join("tls.crt"));
+            config.tls_key_file = Some(dir.join("tls.key"));
+            config.tls_client_ca_file = Some(dir.join("clients.pem"));
+        },
+        with(&billing),
+    )
+    .await;
+    assert_eq!(
+        tls_health(&server, with(&billing)).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert!(
+        tls_health(&server, first.client()).await.is_err(),
+        "no client certificate"
+    );
+    let stranger = Ca::new().issue("billing.internal", None);
+    assert!(
+        tls_health(&server, with(&stranger)).await.is_err(),
+        "a certificate from another CA"
+    );
+    let expired = clients.issue("billing.internal", Some((2021, 1, 1)));
+    assert!(
+        tls_health(&server, with(&expired)).await.is_err(),
+        "an expired certificate from the right CA"
+    );
 }

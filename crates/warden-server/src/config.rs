@@ -104,6 +104,10 @@ pub struct Config {
     /// (looked at most once a second), so a renewed certificate is served without a restart.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// `WARDEN_TLS_CLIENT_CA_FILE`: PEM CA certificates; when set (with TLS), every client must
+    /// present a certificate chaining to one of them, unexpired, or its handshake fails. Read at
+    /// start.
+    pub tls_client_ca_file: Option<PathBuf>,
     /// `WARDEN_HEALTH_LISTEN_ADDR`: when set, a second, plaintext listener serving only
     /// `grpc.health.v1`, for probes that cannot speak TLS (the kubelet's gRPC probe).
     pub health_listen_addr: Option<SocketAddr>,
@@ -147,6 +151,7 @@ impl Default for Config {
             authenticated_rate_per_minute: 600,
             tls_cert_file: None,
             tls_key_file: None,
+            tls_client_ca_file: None,
             health_listen_addr: None,
         }
     }
@@ -205,6 +210,9 @@ impl Config {
         }
         if config.tls_cert_file.is_some() != config.tls_key_file.is_some() {
             return Err("tls_cert_file, tls_key_file: set both or neither".to_owned());
+        }
+        if config.tls_client_ca_file.is_some() && config.tls_cert_file.is_none() {
+            return Err("tls_client_ca_file: needs tls_cert_file and tls_key_file".to_owned());
         }
         if config.email_conflicts_per_hour == 0 {
             return Err("email_conflicts_per_hour: must be at least 1".to_owned());

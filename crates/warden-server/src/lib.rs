@@ -110,7 +110,11 @@ pub async fn serve(
         .tls_cert_file
         .clone()
         .zip(config.tls_key_file.clone())
-        .map(|(cert, key)| tls::TlsFiles { cert, key });
+        .map(|(cert, key)| tls::TlsFiles {
+            cert,
+            key,
+            client_ca: config.tls_client_ca_file.clone(),
+        });
     let tls = tls_files.is_some();
     let incoming = tls::incoming(listener, tls_files, state.clock.clone())?;
     // Probes that cannot speak TLS ask this listener; it shares the health reporter, so it answers

@@ -1,5 +1,6 @@
 //! TLS on the gRPC port (`WARDEN_TLS_CERT_FILE`, `WARDEN_TLS_KEY_FILE`): rustls with ring, and a
 //! certificate re-read when its files change, so a renewed certificate is served without a restart.
+//! With `WARDEN_TLS_CLIENT_CA_FILE`, every client must present a certificate that CA issued.
 use std::{
     io,
     path::{Path, PathBuf},
@@ -21,7 +22,7 @@ use tokio_rustls::{
     rustls::{
         self, ServerConfig,
         pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
-        server::{ClientHello, ResolvesServerCert},
+        server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
         sign::CertifiedKey,
     },
     server::TlsStream,
@@ -37,11 +38,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes finished but not yet taken by the server; the acceptor waits when it is full.
 const ACCEPTED_BACKLOG: usize = 128;
 
-/// The certificate and key files of the gRPC port.
+/// The certificate and key files of the gRPC port, and the CA its clients' certificates must chain to.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The serving certificate: the one loaded last, replaced when the files hold a different, valid
@@ -155,14 +157,38 @@ fn certified_key((cert_pem, key_pem): &(Vec<u8>, Vec<u8>)) -> Result<Arc<Certifi
     Ok(Arc::new(certified))
 }
 
-/// The rustls configuration of the gRPC port: HTTP/2 only (gRPC), the certificate from `resolver`.
-fn server_config(resolver: Arc<RotatingCertificate>) -> Result<ServerConfig, Error> {
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(Error::internal)?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver);
+/// The rustls configuration of the gRPC port: HTTP/2 only (gRPC), the certificate from `resolver`,
+/// and a client certificate required when `client_ca` is given.
+fn server_config(
+    resolver: Arc<RotatingCertificate>,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(Error::internal)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|error| {
+                Error::internal(format!("tls_client_ca_file: {}: {error}", path.display()))
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|error| Error::internal(format!("tls_client_ca_file: {error}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|error| Error::internal(format!("tls_client_ca_file: {error}")))?;
+            }
+            // Fails on an empty store: a CA file without a certificate stops the start.
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|error| Error::internal(format!("tls_client_ca_file: {error}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
@@ -236,8 +262,9 @@ pub fn incoming(
             .map(|accepted| accepted.map(Connection::Plain));
         return Ok(Incoming::Plain(Box::pin(plain)));
     };
+    let client_ca = files.client_ca.clone();
     let resolver = Arc::new(RotatingCertificate::load(files, clock)?);
-    let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver)?));
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver, client_ca.as_deref())?));
     let (sender, receiver) = mpsc::channel(ACCEPTED_BACKLOG);
     let task = tokio::spawn(accept_tls(listener, acceptor, sender));
     Ok(Incoming::Tls {
@@ -344,6 +371,7 @@ mod tests {
         TlsFiles {
             cert: dir.join("tls.crt"),
             key: dir.join("tls.key"),
+            client_ca: None,
         }
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Warden from Python: stubs generated from proto/ by grpcio-tools, then the README's session.
 
-Reads WARDEN_ADDR (default 127.0.0.1:50051) and WARDEN_OPERATOR_TOKEN; creates an organisation,
+Reads WARDEN_ADDR (default 127.0.0.1:50051), WARDEN_OPERATOR_TOKEN, and WARDEN_CA_FILE (the PEM CA
+of a server that serves TLS; unset: plaintext); creates an organisation,
 signs its owner in, creates an API key, checks a permission for the owner (allowed) and for an
 invited read-only teammate (denied), and branches on the ErrorInfo reason of a refused check.
 Exits non-zero when any answer is not the expected one.
@@ -70,7 +71,12 @@ def main() -> None:
     operator = os.environ["WARDEN_OPERATOR_TOKEN"]
     run = secrets.token_hex(4)  # Emails are unique across organisations: one set per run.
     owner_email, teammate_email = f"ada-{run}@example.com", f"alan-{run}@example.com"
-    channel = grpc.insecure_channel(address)
+    ca_file = os.environ.get("WARDEN_CA_FILE")
+    if ca_file:
+        credentials = grpc.ssl_channel_credentials(pathlib.Path(ca_file).read_bytes())
+        channel = grpc.secure_channel(address, credentials)
+    else:
+        channel = grpc.insecure_channel(address)
     organizations = organization_service_pb2_grpc.OrganizationServiceStub(channel)
     auth = auth_service_pb2_grpc.AuthServiceStub(channel)
     api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(channel)

@@ -1,13 +1,14 @@
 // Warden from TypeScript: @grpc/grpc-js with @grpc/proto-loader reading proto/ at run time, typed
-// by proto-loader-gen-types (`npm run generate`). Reads WARDEN_ADDR (default 127.0.0.1:50051) and
-// WARDEN_OPERATOR_TOKEN; creates an organisation, signs its owner in, creates an API key, checks a
+// by proto-loader-gen-types (`npm run generate`). Reads WARDEN_ADDR (default 127.0.0.1:50051),
+// WARDEN_OPERATOR_TOKEN, and WARDEN_CA_FILE (the PEM CA of a server that serves TLS; unset:
+// plaintext); creates an organisation, signs its owner in, creates an API key, checks a
 // permission for the owner (allowed) and for an invited read-only teammate (denied), and branches
 // on the ErrorInfo reason of a refused check. Exits non-zero when an answer is not the expected one.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import * as protobuf from "protobufjs";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 
 import type { ProtoGrpcType as ApiKeys } from "./generated/api_key_service";
@@ -108,7 +109,10 @@ async function main(): Promise<void> {
   });
   const v1 = (grpc.loadPackageDefinition(definition) as unknown as ApiKeys & Auth & Authorization &
     Notifications & Organizations & Users).warden.v1;
-  const credentials = grpc.credentials.createInsecure();
+  const caFile = process.env.WARDEN_CA_FILE;
+  const credentials = caFile
+    ? grpc.credentials.createSsl(readFileSync(caFile))
+    : grpc.credentials.createInsecure();
   const organizations = new v1.OrganizationService(address, credentials);
   const auth = new v1.AuthService(address, credentials);
   const apiKeys = new v1.ApiKeyService(address, credentials);

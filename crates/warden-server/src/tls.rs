@@ -35,6 +35,8 @@ use warden_core::{Error, clock::Clock};
 const RECHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the acceptor waits after a failed accept.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Handshakes finished but not yet taken by the server; the acceptor waits when it is full.
 const ACCEPTED_BACKLOG: usize = 128;
 
@@ -284,8 +286,10 @@ async fn accept_tls(
         let (tcp, peer) = match listener.accept().await {
             Ok(connection) => connection,
             Err(error) => {
-                // Per-connection errors (the peer reset before accept): the listener goes on.
-                tracing::debug!(%error, "accept failed");
+                // A peer reset before accept, or no file descriptor left: the listener goes on,
+                // after a pause so that running out of descriptors does not spin a core.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
         };

@@ -26,4 +26,5 @@ mod shared_cache;
 mod sso;
 mod startup;
 mod throttling;
+mod tls;
 mod users;

@@ -18,7 +18,7 @@ use tonic::{
     Request, Status,
     metadata::{AsciiMetadataValue, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
+    transport::{Channel, ClientTlsConfig},
 };
 use warden_proto::v1::{
     self, api_key_service_client::ApiKeyServiceClient, audit_service_client::AuditServiceClient,
@@ -227,6 +227,26 @@ impl TestServer {
         db: TestDatabase,
         adjust: impl FnOnce(&mut Config),
     ) -> Result<Self, String> {
+        Self::launch(db, adjust, None).await
+    }
+
+    /// Starts a server whose configuration serves TLS; the test clients speak TLS with `tls`.
+    pub async fn start_tls(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        tls: ClientTlsConfig,
+    ) -> Self {
+        match Self::launch(db, adjust, Some(tls)).await {
+            Ok(server) => server,
+            Err(outcome) => panic!("server stopped during start-up: {outcome}"),
+        }
+    }
+
+    async fn launch(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Self, String> {
         let mut config = test_config(&db);
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind"); // Bound here, handed over: no race.
@@ -245,9 +265,16 @@ impl TestServer {
                     .unwrap_or(error.to_string())
             })
         });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
+        let channel = match tls {
+            None => Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect_lazy(),
+            Some(tls) => Channel::from_shared(format!("https://{addr}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect_lazy(),
+        };
         let mut server = Self {
             addr,
             channel,

@@ -107,6 +107,18 @@ pub struct Config {
     /// `WARDEN_AUTHENTICATED_RATE_PER_MINUTE`: calls per minute of one signed-in user, with the same
     /// burst (per replica); default 600.
     pub authenticated_rate_per_minute: u32,
+    /// `WARDEN_TLS_CERT_FILE` and `WARDEN_TLS_KEY_FILE`: PEM files (the chain, leaf first, and its
+    /// private key); when both are set the gRPC port speaks TLS only. Re-read when they change
+    /// (looked at most once a second), so a renewed certificate is served without a restart.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// `WARDEN_TLS_CLIENT_CA_FILE`: PEM CA certificates; when set (with TLS), every client must
+    /// present a certificate chaining to one of them, unexpired, or its handshake fails. Read at
+    /// start.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// `WARDEN_HEALTH_LISTEN_ADDR`: when set, a second, plaintext listener serving only
+    /// `grpc.health.v1`, for probes that cannot speak TLS (the kubelet's gRPC probe).
+    pub health_listen_addr: Option<SocketAddr>,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -147,6 +159,10 @@ impl Default for Config {
             second_factor_sends_per_user_per_hour: 5,
             second_factor_sends_per_organization_per_hour: 100,
             authenticated_rate_per_minute: 600,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            health_listen_addr: None,
         }
     }
 }
@@ -177,6 +193,12 @@ impl Config {
             .operator_token
             .filter(|token| !token.0.trim().is_empty());
         config.secret_key = config.secret_key.filter(|key| !key.0.trim().is_empty());
+        config.tls_cert_file = config
+            .tls_cert_file
+            .filter(|path| !path.as_os_str().is_empty());
+        config.tls_key_file = config
+            .tls_key_file
+            .filter(|path| !path.as_os_str().is_empty());
         config
             .check()
             .map_err(|reason| Box::new(figment::Error::from(reason)))?;
@@ -195,6 +217,12 @@ impl Config {
             return Err(format!(
                 "operator_token: must be at least {MIN_OPERATOR_TOKEN_CHARS} characters"
             ));
+        }
+        if config.tls_cert_file.is_some() != config.tls_key_file.is_some() {
+            return Err("tls_cert_file, tls_key_file: set both or neither".to_owned());
+        }
+        if config.tls_client_ca_file.is_some() && config.tls_cert_file.is_none() {
+            return Err("tls_client_ca_file: needs tls_cert_file and tls_key_file".to_owned());
         }
         if config.email_conflicts_per_hour == 0 {
             return Err("email_conflicts_per_hour: must be at least 1".to_owned());
@@ -283,6 +311,15 @@ mod tests {
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(("operator_token", "x".repeat(32)));
         assert!(Config::from_figment(figment).is_ok());
+    }
+
+    #[test]
+    fn a_tls_certificate_without_its_key_is_refused() {
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("tls_cert_file", "/etc/warden/tls/tls.crt"))
+            .merge(("tls_key_file", ""));
+        let error = Config::from_figment(figment).unwrap_err();
+        assert!(error.to_string().contains("set both or neither"), "{error}");
     }
 
     #[test]

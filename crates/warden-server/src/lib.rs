@@ -17,6 +17,7 @@ mod secrets;
 mod services;
 mod state;
 mod status;
+mod tls;
 mod tokens;
 
 use std::{future::Future, path::Path, sync::Arc, time::Duration};
@@ -109,7 +110,34 @@ pub async fn serve(
     ));
     let poller = tokio::spawn(poll_revisions(state.authorizer.clone()));
     let address = listener.local_addr().map_err(Error::internal)?;
-    tracing::info!(%address, "warden serving");
+    let tls_files = config
+        .tls_cert_file
+        .clone()
+        .zip(config.tls_key_file.clone())
+        .map(|(cert, key)| tls::TlsFiles {
+            cert,
+            key,
+            client_ca: config.tls_client_ca_file.clone(),
+        });
+    let tls = tls_files.is_some();
+    let incoming = tls::incoming(listener, tls_files, state.clock.clone())?;
+    // Probes that cannot speak TLS ask this listener; it shares the health reporter, so it answers
+    // exactly what the API port's health service answers.
+    let health_only = match config.health_listen_addr {
+        Some(health_address) => {
+            let health_listener = TcpListener::bind(health_address)
+                .await
+                .map_err(Error::internal)?;
+            tracing::info!(address = %health_address, "health checks served in plaintext");
+            Some(tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(health_service.clone())
+                    .serve_with_incoming(TcpListenerStream::new(health_listener)),
+            ))
+        }
+        None => None,
+    };
+    tracing::info!(%address, tls, "warden serving");
     let served = tonic::transport::Server::builder()
         .layer(CommitWaitLayer(state.authorizer.lease()))
         .add_service(health_service)
@@ -133,7 +161,7 @@ pub async fn serve(
             Notifications(state.clone())
         ))
         .add_service(limited!(AuditServiceServer, Audit(state.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(Error::internal);
     if let Some(worker) = worker {
@@ -141,6 +169,9 @@ pub async fn serve(
     }
     janitor.abort();
     poller.abort();
+    if let Some(health_only) = health_only {
+        health_only.abort();
+    }
     tracing::info!("warden stopped");
     served
 }

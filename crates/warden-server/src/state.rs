@@ -39,6 +39,8 @@ pub struct AppState {
     /// When this replica last recorded each API key's use: at most one write a minute per key, so
     /// the check path does not write on every call.
     pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,
+    /// Metric instruments; `None` unless an OTLP endpoint is configured.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 pub type Shared = Arc<AppState>;

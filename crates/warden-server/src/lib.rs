@@ -164,9 +164,7 @@ pub async fn serve(
     }
     janitor.abort();
     drop(state);
-    if let Ok(telemetry) = Arc::try_unwrap(telemetry) {
-        telemetry.shutdown().await;
-    }
+    telemetry.shutdown().await;
     tracing::info!("warden stopped");
     served
 }

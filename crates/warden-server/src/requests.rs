@@ -167,3 +167,36 @@ impl Extractor for Headers<'_> {
         self.0.keys().map(http::HeaderName::as_str).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    http::HeaderName::from_static(name),
+                    HeaderValue::from_str(value).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_callers_request_id_is_kept_only_when_short_and_printable() {
+        assert_eq!(request_id(&headers(&[(REQUEST_ID, "abc-123")])), "abc-123");
+        for odd in ["", "has space", &"x".repeat(129)] {
+            let made = request_id(&headers(&[(REQUEST_ID, odd)]));
+            assert_eq!(made.len(), 32, "{odd:?} replaced by a new id");
+        }
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_status_is_read_from_a_trailers_only_answer_and_defaults_to_ok() {
+        assert_eq!(status_code(&headers(&[("grpc-status", "8")])), 8);
+        assert_eq!(status_code(&HeaderMap::new()), 0);
+    }
+}

@@ -240,9 +240,10 @@ impl Telemetry {
     }
 
     /// Exports what is still buffered and stops the exporters. Their worker threads block on the
-    /// export, which runs on this runtime: the flush runs off it.
-    pub async fn shutdown(self) {
-        let (tracer, meter) = (self.tracer_provider, self.meter_provider);
+    /// export, which runs on this runtime: the flush runs off it. The providers are handles, so
+    /// this works while an abandoned connection (past the grace period) still holds the layer.
+    pub async fn shutdown(&self) {
+        let (tracer, meter) = (self.tracer_provider.clone(), self.meter_provider.clone());
         if tracer.is_none() && meter.is_none() {
             return;
         }

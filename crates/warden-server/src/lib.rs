@@ -76,22 +76,6 @@ pub async fn serve(
     let telemetry = Arc::new(telemetry);
     let (health, health_service) = tonic_health::server::health_reporter();
     health::set(&health, true).await;
-    let probe = tokio::spawn(health::probe(
-        health.clone(),
-        sql,
-        Duration::from_millis(config.health_probe_interval_ms),
-    ));
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let shutdown = {
-        let health = health.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: not serving, finishing in-flight rpcs");
-            probe.abort(); // Nothing may report SERVING again.
-            health::set(&health, false).await;
-            stopping.send_replace(true);
-        }
-    };
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -123,6 +107,23 @@ pub async fn serve(
         Duration::from_millis(config.janitor_interval_ms.max(10)),
     ));
     let address = listener.local_addr().map_err(Error::internal)?;
+    let probe = tokio::spawn(health::probe(
+        health.clone(),
+        sql,
+        Duration::from_millis(config.health_probe_interval_ms),
+    ));
+    let probe_stopper = probe.abort_handle();
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: not serving, finishing in-flight rpcs");
+            probe.abort(); // Nothing may report SERVING again.
+            health::set(&health, false).await;
+            stopping.send_replace(true);
+        }
+    };
     tracing::info!(%address, "warden serving");
     let served = tonic::transport::Server::builder()
         .layer(requests::RpcLayer(telemetry.clone()))
@@ -163,7 +164,7 @@ pub async fn serve(
         worker.abort();
     }
     janitor.abort();
-    drop(state);
+    probe_stopper.abort(); // Also when serving failed before any shutdown.
     telemetry.shutdown().await;
     tracing::info!("warden stopped");
     served

@@ -1,11 +1,13 @@
-//! No secret reaches the logs: every log line of a full session is captured at debug level and
-//! searched for every password, token and key that session handled.
+//! No secret reaches the logs: every log line of a full session is captured at debug level, as
+//! text and as JSON lines, and searched for every password, token and key that session handled.
 use std::{
     io::Write,
     sync::{Arc, Mutex},
 };
 
+use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt as _};
 use warden_proto::v1;
+use warden_server::{config::LogFormat, telemetry};
 use warden_tests::{ANONYMOUS, OPERATOR_TOKEN, PASSWORD, TestServer, accept, grant};
 
 #[derive(Clone, Default)]
@@ -21,17 +23,14 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn no_password_token_or_key_is_ever_logged() {
+/// Runs a full session with the server's own log layer writing `format` into a buffer, and
+/// asserts that no secret of the session is in it; returns the logs.
+async fn session_logs_hold_no_secret(format: LogFormat) -> String {
     let captured = Captured::default();
     let writer = captured.clone();
+    let layer = telemetry::log_layer(format, EnvFilter::new("debug"), move || writer.clone());
     // Each test runs in its own process under nextest, so this subscriber sees only this test.
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber)
+    tracing::subscriber::set_global_default(Registry::default().with(layer))
         .expect("the only subscriber in this process");
 
     let server = TestServer::start().await;
@@ -84,4 +83,35 @@ async fn no_password_token_or_key_is_ever_logged() {
     for secret in secrets {
         assert!(!logs.contains(secret), "a secret was logged: {secret:.12}…");
     }
+    logs
+}
+
+#[tokio::test]
+async fn no_password_token_or_key_is_ever_logged() {
+    let logs = session_logs_hold_no_secret(LogFormat::Text).await;
+    let signed_in = logs
+        .lines()
+        .find(|line| line.contains("signed in"))
+        .unwrap();
+    assert!(
+        signed_in.contains("rpc{") && signed_in.contains("request_id="),
+        "a line of a request names it: {signed_in}"
+    );
+}
+
+#[tokio::test]
+async fn json_lines_hold_no_secret_and_name_their_request() {
+    let logs = session_logs_hold_no_secret(LogFormat::Json).await;
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is one JSON object"))
+        .collect();
+    let signed_in = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "signed in")
+        .expect("the sign-in is logged");
+    let rpc = &signed_in["spans"][0];
+    assert_eq!(rpc["name"], "rpc", "{signed_in}");
+    assert_eq!(rpc["rpc.method"], "warden.v1.AuthService/SignIn");
+    assert_eq!(rpc["request_id"].as_str().map(str::len), Some(32));
 }

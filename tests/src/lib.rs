@@ -134,6 +134,30 @@ impl TestDatabase {
             .collect()
     }
 
+    /// The PostgreSQL database's name and an administrator's URL; `None` on SQLite.
+    pub fn postgres(&self) -> Option<(&str, &str)> {
+        self.postgres
+            .as_ref()
+            .map(|(admin, name)| (admin.as_str(), name.as_str()))
+    }
+
+    /// Holds the write lock on `organizations` until the value is dropped (rolled back): on
+    /// PostgreSQL a table lock that readers pass, on SQLite the database's one write lock.
+    pub async fn hold_write_lock(&self) -> WriteLock {
+        use sea_orm::TransactionTrait as _;
+        let db = Database::connect(&self.url).await.unwrap();
+        let transaction = db.begin().await.unwrap();
+        let statement = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "LOCK TABLE organizations IN EXCLUSIVE MODE",
+            _ => "CREATE TABLE write_lock_of_a_test (x INTEGER)",
+        };
+        transaction.execute_unprepared(statement).await.unwrap();
+        WriteLock {
+            _transaction: transaction,
+            _db: db,
+        }
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let db = Database::connect(&self.url).await.unwrap();
         let backend = db.get_database_backend();
@@ -176,6 +200,12 @@ impl Drop for TestDatabase {
             .ok();
         }
     }
+}
+
+/// A test's open write transaction: dropping it rolls back and releases the lock.
+pub struct WriteLock {
+    _transaction: sea_orm::DatabaseTransaction,
+    _db: sea_orm::DatabaseConnection,
 }
 
 pub struct TestServer {
@@ -317,9 +347,16 @@ impl TestServer {
             .advance(chrono::Duration::from_std(by).expect("a short duration"));
     }
 
+    /// Signals shutdown (as SIGTERM does) without waiting; `stop` then waits for the server.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+
     /// Stops the server, waits for it, and hands back its database for a restart.
     pub async fn stop(mut self) -> TestDatabase {
-        self.stop.take().unwrap().send(()).ok();
+        self.signal_shutdown();
         self.task.take().unwrap().await.unwrap().unwrap();
         let db = TestDatabase {
             url: self.db.url.clone(),

@@ -119,6 +119,34 @@ pub struct Config {
     /// `WARDEN_HEALTH_LISTEN_ADDR`: when set, a second, plaintext listener serving only
     /// `grpc.health.v1`, for probes that cannot speak TLS (the kubelet's gRPC probe).
     pub health_listen_addr: Option<SocketAddr>,
+    /// `WARDEN_LOG_FORMAT`: `text` (the default, for people) or `json` (one object a line). The
+    /// level comes from `RUST_LOG` (default `info`).
+    pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: an OTLP/gRPC collector (`http://collector:4317`); when set,
+    /// traces and metrics go there. Unset: nothing is exported. The exporter also honours the other
+    /// standard `OTEL_EXPORTER_OTLP_*` variables (headers, timeout) and `OTEL_RESOURCE_ATTRIBUTES`.
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// `OTEL_SERVICE_NAME`: the `service.name` of every span and metric; default `warden`.
+    pub otel_service_name: String,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports; default 60000.
+    pub otel_metric_export_interval: u64,
+    /// `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between span batch exports; default 5000.
+    pub otel_bsp_schedule_delay: u64,
+    /// `WARDEN_HEALTH_PROBE_INTERVAL_MS`: how often the health service asks the database
+    /// `SELECT 1` (it answers NOT_SERVING while the database does not); default 1000.
+    pub health_probe_interval_ms: u64,
+    /// `WARDEN_SHUTDOWN_GRACE_MS`: after SIGTERM, how long in-flight RPCs may still run before the
+    /// server exits anyway; default 10000.
+    pub shutdown_grace_ms: u64,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// An operator token shorter than this is refused at start: it guards every organisation.
@@ -163,6 +191,13 @@ impl Default for Config {
             tls_key_file: None,
             tls_client_ca_file: None,
             health_listen_addr: None,
+            log_format: LogFormat::Text,
+            otel_exporter_otlp_endpoint: None,
+            otel_service_name: "warden".into(),
+            otel_metric_export_interval: 60_000,
+            otel_bsp_schedule_delay: 5_000,
+            health_probe_interval_ms: 1_000,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -180,7 +215,14 @@ impl Config {
                     .ignore(&["config_file"])
                     .filter(|key| !key.is_empty()),
             )
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]));
+            .merge(Env::raw().only(&[
+                "DATABASE_URL",
+                "REDIS_URL",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_SERVICE_NAME",
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                "OTEL_BSP_SCHEDULE_DELAY",
+            ]));
         Self::from_figment(figment)
     }
 
@@ -199,6 +241,12 @@ impl Config {
         config.tls_key_file = config
             .tls_key_file
             .filter(|path| !path.as_os_str().is_empty());
+        config.otel_exporter_otlp_endpoint = config
+            .otel_exporter_otlp_endpoint
+            .filter(|url| !url.trim().is_empty());
+        if config.otel_service_name.trim().is_empty() {
+            config.otel_service_name = Config::default().otel_service_name;
+        }
         config
             .check()
             .map_err(|reason| Box::new(figment::Error::from(reason)))?;
@@ -274,6 +322,15 @@ impl Config {
         }
         if !(2..=10_000).contains(&config.commit_wait_ms) {
             return Err("commit_wait_ms: must be 2 to 10000".to_owned());
+        }
+        if config.otel_metric_export_interval == 0 || config.otel_bsp_schedule_delay == 0 {
+            return Err(
+                "otel_metric_export_interval, otel_bsp_schedule_delay: must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if config.health_probe_interval_ms == 0 {
+            return Err("health_probe_interval_ms: must be at least 1".to_owned());
         }
         if !(1..=86_400).contains(&config.sso_max_id_token_age_seconds) {
             return Err("sso_max_id_token_age_seconds: must be 1 to 86400".to_owned());

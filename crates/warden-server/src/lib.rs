@@ -10,13 +10,16 @@ mod delivery;
 mod factors;
 mod grants;
 mod guard;
+mod health;
 mod input;
 mod janitor;
 mod known_keys;
+mod requests;
 mod secrets;
 mod services;
 mod state;
 mod status;
+pub mod telemetry;
 mod tls;
 mod tokens;
 
@@ -63,21 +66,20 @@ const DEFAULT_CATALOGUE: &str = include_str!("../../../catalogue/default.toml");
 /// gRPC messages above this size are refused before they are decoded.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-/// Serves the v1 API on `listener` until `shutdown` resolves, then lets in-flight RPCs finish.
+/// Serves the v1 API on `listener` until `shutdown` resolves; then reports NOT_SERVING, stops
+/// accepting, lets in-flight RPCs finish (for at most `shutdown_grace_ms`) and flushes telemetry.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
-    let state = Arc::new(start(&config, clock).await?);
+    let telemetry = telemetry::Telemetry::start(&config)?;
+    let (state, sql) = start(&config, clock, &telemetry).await?;
+    let state = Arc::new(state);
+    let telemetry = Arc::new(telemetry);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<OrganizationServiceServer<Organizations>>()
-        .await;
-    health
-        .set_serving::<AuthorizationServiceServer<Authorization>>()
-        .await;
+    health::set(&health, true).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(warden_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -137,8 +139,26 @@ pub async fn serve(
         }
         None => None,
     };
+    let probe = tokio::spawn(health::probe(
+        health.clone(),
+        sql,
+        Duration::from_millis(config.health_probe_interval_ms),
+    ));
+    let probe_stopper = probe.abort_handle();
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: not serving, finishing in-flight rpcs");
+            probe.abort(); // Nothing may report SERVING again.
+            health::set(&health, false).await;
+            stopping.send_replace(true);
+        }
+    };
     tracing::info!(%address, tls, "warden serving");
     let served = tonic::transport::Server::builder()
+        .layer(requests::RpcLayer(telemetry.clone()))
         .layer(CommitWaitLayer(state.authorizer.lease()))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -161,9 +181,18 @@ pub async fn serve(
             Notifications(state.clone())
         ))
         .add_service(limited!(AuditServiceServer, Audit(state.clone())))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(Error::internal);
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let served = tokio::select! {
+        served = served => served.map_err(Error::internal),
+        () = async {
+            let _ = stopped.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_ms = config.shutdown_grace_ms, "rpcs still running after the grace period: stopping anyway");
+            Ok(())
+        }
+    };
     if let Some(worker) = worker {
         worker.abort();
     }
@@ -172,6 +201,8 @@ pub async fn serve(
     if let Some(health_only) = health_only {
         health_only.abort();
     }
+    probe_stopper.abort(); // Also when serving failed before any shutdown.
+    telemetry.shutdown().await;
     tracing::info!("warden stopped");
     served
 }
@@ -190,7 +221,11 @@ async fn poll_revisions(authorizer: Authorizer) {
 }
 
 /// Everything before the first RPC: fails fast, with the reason, when anything is missing.
-async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error> {
+async fn start(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    telemetry: &telemetry::Telemetry,
+) -> Result<(AppState, Arc<SqlStore>), Error> {
     config.check().map_err(Error::internal)?;
     let database_url = match &config.database_url {
         Some(url) => url.clone(),
@@ -252,16 +287,26 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
         clock.now(),
     )
     .await?;
+    let sql = store.clone();
     let store: Arc<dyn Store> = store;
-    let mut authorizer =
-        Authorizer::new(store.clone(), Duration::from_millis(config.commit_wait_ms));
+    // Only exported traces need the spans around the authorizer's reads: the hot path stays bare.
+    let source: Arc<dyn warden_core::ports::SubjectSource> = match &telemetry.metrics {
+        Some(metrics) => {
+            let pool = sql.clone();
+            metrics.observe_pool(move || pool.pool_use());
+            Arc::new(telemetry::TracedSource(store.clone()))
+        }
+        None => store.clone(),
+    };
+    let mut authorizer = Authorizer::new(source, Duration::from_millis(config.commit_wait_ms));
     if let Some(url) = &config.redis_url {
         let timeout = Duration::from_millis(config.redis_timeout_ms);
         authorizer = authorizer.with_shared(Arc::new(RedisCache::new(url, timeout)?));
     }
-    Ok(AppState {
+    let state = AppState {
         clock,
         authorizer,
+        metrics: telemetry.metrics.clone(),
         store,
         catalogue: Arc::new(catalogue),
         tokens,
@@ -284,7 +329,8 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
         ),
-    })
+    };
+    Ok((state, sql))
 }
 
 /// Reads `<data_dir>/<name>`, creating it (mode 0600) with `make()` the first time. `name` is a

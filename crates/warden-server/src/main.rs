@@ -1,20 +1,24 @@
 //! The `warden` binary: configuration from the environment, logs, and shutdown on SIGTERM or Ctrl-C.
 use tokio::{net::TcpListener, signal};
-use tracing_subscriber::EnvFilter;
-use warden_server::Config;
+use warden_server::{Config, config::LogFormat, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
+            // Logs are configured by the configuration that failed: JSON if that much was asked.
+            let json = std::env::var("WARDEN_LOG_FORMAT").is_ok_and(|format| format == "json");
+            telemetry::init_logs(if json {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            });
             tracing::error!(%error, "invalid configuration");
             return std::process::ExitCode::FAILURE;
         }
     };
+    telemetry::init_logs(config.log_format);
     let listener = match TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {

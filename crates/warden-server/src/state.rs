@@ -40,6 +40,8 @@ pub struct AppState {
     /// the check path does not write on every call.
     pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,
     pub known_keys: crate::known_keys::KnownKeys,
+    /// Metric instruments; `None` unless an OTLP endpoint is configured.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 pub type Shared = Arc<AppState>;

@@ -96,6 +96,21 @@ impl SqlStore {
     pub async fn ping(&self) -> Result<(), Error> {
         self.db.ping().await.map_err(internal)
     }
+
+    /// The pool's open connections and how many of them are idle, read without a query.
+    pub fn pool_use(&self) -> (u32, usize) {
+        match self.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            sea_orm::DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0), // Only PostgreSQL and SQLite are built in.
+        }
+    }
 }
 
 /// The cause goes to the log through `Error::Internal`; the caller sees "internal error".

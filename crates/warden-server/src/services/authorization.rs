@@ -12,6 +12,7 @@ use crate::{
     convert,
     state::{Caller, Shared},
     status::to_status,
+    telemetry,
 };
 
 /// The most checks one CheckPermissions call may carry.
@@ -73,11 +74,19 @@ impl Authorization {
         let (call, input) = call(&self.0, request).await?;
         let (organization, check, consistency) = convert::check(&input, &self.0.catalogue)?;
         ensure_caller_may_ask(&call.caller, organization)?;
-        let decision = self
-            .0
-            .authorizer
-            .check(organization, &check, consistency)
-            .await?;
+        let metrics = self.0.metrics.as_deref();
+        let decision = telemetry::count_cache(
+            metrics,
+            1,
+            self.0.authorizer.check(organization, &check, consistency),
+        )
+        .await?;
+        if let Some(metrics) = metrics {
+            metrics.decisions(
+                usize::from(decision.allowed),
+                usize::from(!decision.allowed),
+            );
+        }
         Ok(convert::decision(decision, input.explain))
     }
 
@@ -116,11 +125,23 @@ impl Authorization {
                 .map(|(_, _, consistency)| *consistency)
                 .max()
                 .unwrap_or_default();
-            let decisions = self
-                .0
-                .authorizer
-                .check_many(organization, &checks, consistency)
-                .await?;
+            let metrics = self.0.metrics.as_deref();
+            let users = checks
+                .iter()
+                .map(|check| check.user)
+                .collect::<std::collections::BTreeSet<_>>();
+            let decisions = telemetry::count_cache(
+                metrics,
+                users.len(),
+                self.0
+                    .authorizer
+                    .check_many(organization, &checks, consistency),
+            )
+            .await?;
+            if let Some(metrics) = metrics {
+                let allowed = decisions.iter().filter(|decision| decision.allowed).count();
+                metrics.decisions(allowed, decisions.len() - allowed);
+            }
             for (index, decision) in indices.into_iter().zip(decisions) {
                 results[index] = Some(convert::decision(decision, input.checks[index].explain));
             }

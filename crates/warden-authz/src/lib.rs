@@ -1,5 +1,6 @@
 //! Answers CheckPermission (SPEC §5): loads a subject's holdings and the entity tree through the
-//! core `SubjectSource` trait and decides with the core decision function.
+//! core `SubjectSource` trait, compiles the subject (`warden_core::compiled`) and answers a check by
+//! a lookup, or with the core decision function when the check asks for the reason.
 //!
 //! Subjects and trees are kept in memory with the revision of their organisation that was read
 //! before they were loaded. Every check reads the organisation's current revision (one query) and
@@ -14,7 +15,9 @@ use std::{
 
 use warden_core::{
     Error,
-    decision::{self, Decision, EntityTree, Subject, Target},
+    catalogue::Catalogue,
+    compiled::{CompiledSubject, CompiledTree},
+    decision::{self, Decision, Target},
     ids::{OrganizationId, PermissionKey, UserId},
     ports::SubjectSource,
 };
@@ -25,6 +28,9 @@ pub struct Check {
     pub user: UserId,
     pub permission: PermissionKey,
     pub target: Target,
+    /// Whether the decision's reason is wanted. Without it the answer is a compiled lookup and the
+    /// reason is left empty.
+    pub explain: bool,
 }
 
 /// Entries kept per map before it is emptied (a flood of distinct users only costs reloads).
@@ -68,14 +74,16 @@ impl<K: Eq + Hash, V> AtRevision<K, V> {
 #[derive(Clone)]
 pub struct Authorizer {
     source: Arc<dyn SubjectSource>,
-    trees: Arc<AtRevision<OrganizationId, EntityTree>>,
-    subjects: Arc<AtRevision<(OrganizationId, UserId), Option<Subject>>>,
+    catalogue: Arc<Catalogue>,
+    trees: Arc<AtRevision<OrganizationId, CompiledTree>>,
+    subjects: Arc<AtRevision<(OrganizationId, UserId), CompiledSubject>>,
 }
 
 impl Authorizer {
-    pub fn new(source: Arc<dyn SubjectSource>) -> Self {
+    pub fn new(source: Arc<dyn SubjectSource>, catalogue: Arc<Catalogue>) -> Self {
         Self {
             source,
+            catalogue,
             trees: Arc::new(AtRevision::new()),
             subjects: Arc::new(AtRevision::new()),
         }
@@ -100,25 +108,33 @@ impl Authorizer {
         checks: &[Check],
     ) -> Result<Vec<Decision>, Error> {
         let (revision, tree) = self.tree(organization).await?;
-        let mut subjects = Vec::new();
-        for user in checks
-            .iter()
-            .map(|check| check.user)
-            .collect::<BTreeSet<_>>()
-        {
-            let subject = self.subject(organization, revision, user).await?;
-            subjects.push((user, subject));
+        let mut subjects: HashMap<UserId, Arc<CompiledSubject>> = HashMap::new();
+        let mut decisions = Vec::with_capacity(checks.len());
+        for check in checks {
+            let subject = match subjects.get(&check.user) {
+                Some(subject) => subject.clone(),
+                None => {
+                    let subject = self
+                        .subject(organization, revision, &tree, check.user)
+                        .await?;
+                    subjects.insert(check.user, subject.clone());
+                    subject
+                }
+            };
+            decisions.push(self.decide(&subject, check));
         }
-        Ok(checks
-            .iter()
-            .map(|check| {
-                let subject = subjects
-                    .iter()
-                    .find(|(user, _)| *user == check.user)
-                    .and_then(|(_, subject)| subject.as_ref().as_ref());
-                decision::decide(subject, &check.permission, check.target, &tree)
-            })
-            .collect())
+        Ok(decisions)
+    }
+
+    /// A lookup in the compiled subject, or `decide` for a reason (or a key outside the catalogue).
+    fn decide(&self, subject: &CompiledSubject, check: &Check) -> Decision {
+        match self.catalogue.position(&check.permission) {
+            Some(position) if !check.explain => Decision {
+                allowed: subject.allows(check.target, position),
+                reason: String::new(),
+            },
+            _ => subject.decide(&check.permission, check.target),
+        }
     }
 
     pub async fn effective_permissions(
@@ -128,16 +144,16 @@ impl Authorizer {
         target: Target,
     ) -> Result<BTreeSet<PermissionKey>, Error> {
         let (revision, tree) = self.tree(organization).await?;
-        let subject = self.subject(organization, revision, user).await?;
+        let subject = self.subject(organization, revision, &tree, user).await?;
         Ok(decision::effective_permissions(
-            subject.as_ref().as_ref(),
+            subject.subject(),
             target,
-            &tree,
+            tree.tree(),
         ))
     }
 
     /// The organisation's current revision and its tree at (at least) that revision.
-    async fn tree(&self, organization: OrganizationId) -> Result<(i64, Arc<EntityTree>), Error> {
+    async fn tree(&self, organization: OrganizationId) -> Result<(i64, Arc<CompiledTree>), Error> {
         let revision = self
             .source
             .revision(organization)
@@ -147,7 +163,9 @@ impl Authorizer {
             return Ok((revision, tree));
         }
         // Read after the revision: what loads is at least as new as the revision it is kept under.
-        let tree = Arc::new(self.source.load_entity_tree(organization).await?);
+        let tree = Arc::new(CompiledTree::new(
+            self.source.load_entity_tree(organization).await?,
+        ));
         self.trees.put(organization, revision, tree.clone());
         Ok((revision, tree))
     }
@@ -156,13 +174,20 @@ impl Authorizer {
         &self,
         organization: OrganizationId,
         revision: i64,
+        tree: &Arc<CompiledTree>,
         user: UserId,
-    ) -> Result<Arc<Option<Subject>>, Error> {
+    ) -> Result<Arc<CompiledSubject>, Error> {
         let key = (organization, user);
         if let Some(subject) = self.subjects.get(&key, revision) {
             return Ok(subject);
         }
-        let subject = Arc::new(self.source.load_subject(organization, user).await?);
+        let subject = self.source.load_subject(organization, user).await?;
+        // Compiled against the tree of the same revision: a change of the tree bumps the revision.
+        let subject = Arc::new(CompiledSubject::compile(
+            subject,
+            tree.clone(),
+            &self.catalogue,
+        ));
         self.subjects.put(key, revision, subject.clone());
         Ok(subject)
     }
@@ -172,15 +197,25 @@ impl Authorizer {
 mod tests {
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-    use warden_core::model::UserStatus;
+    use warden_core::{
+        decision::{EntityTree, Holding, Source, Subject},
+        model::{Scope, UserStatus},
+    };
 
     use super::*;
 
-    /// A source whose revision the test sets, counting how often it is read in full.
+    /// A source whose revision the test sets, counting how often it is read in full. Its users hold
+    /// `holdings`.
     #[derive(Default)]
     struct Counting {
         revision: AtomicI64,
         loads: AtomicUsize,
+        holdings: Vec<Holding>,
+    }
+
+    fn catalogue() -> Arc<Catalogue> {
+        let text = include_str!("../../../catalogue/default.toml");
+        Arc::new(Catalogue::from_toml(text).expect("the shipped catalogue"))
     }
 
     #[async_trait::async_trait]
@@ -195,7 +230,7 @@ mod tests {
                 user,
                 status: UserStatus::Active,
                 owner: false,
-                holdings: vec![],
+                holdings: self.holdings.clone(),
             }))
         }
         async fn load_entity_tree(&self, _: OrganizationId) -> Result<EntityTree, Error> {
@@ -210,12 +245,13 @@ mod tests {
     #[tokio::test]
     async fn checks_reuse_what_they_loaded_only_at_the_same_revision() {
         let source = Arc::new(Counting::default());
-        let authorizer = Authorizer::new(source.clone());
+        let authorizer = Authorizer::new(source.clone(), catalogue());
         let organization = OrganizationId::generate();
         let check = Check {
             user: UserId::generate(),
             permission: PermissionKey::new("payments.read"),
             target: Target::Organization,
+            explain: false,
         };
         for _ in 0..5 {
             authorizer.check(organization, &check).await.unwrap();
@@ -228,5 +264,57 @@ mod tests {
         source.revision.store(1, Ordering::SeqCst); // A write committed somewhere.
         authorizer.check(organization, &check).await.unwrap();
         assert_eq!(source.loads.load(Ordering::SeqCst), 4, "both read again");
+    }
+
+    #[tokio::test]
+    async fn a_check_without_explain_is_the_lookup_and_with_explain_the_decision() {
+        let source = Arc::new(Counting {
+            holdings: vec![Holding {
+                source: Source::Direct,
+                scope: Scope::All,
+                permissions: [
+                    PermissionKey::new("payments.read"),
+                    PermissionKey::new("retired.key"), // No longer in the catalogue.
+                ]
+                .into(),
+            }],
+            ..Counting::default()
+        });
+        let authorizer = Authorizer::new(source, catalogue());
+        let organization = OrganizationId::generate();
+        let user = UserId::generate();
+        let check = |permission: &str, explain| Check {
+            user,
+            permission: PermissionKey::new(permission),
+            target: Target::Organization,
+            explain,
+        };
+        let decisions = authorizer
+            .check_many(
+                organization,
+                &[
+                    check("payments.read", false),
+                    check("payments.read", true),
+                    check("payments.refund", false),
+                    check("payments.refund", true),
+                    check("retired.key", false),
+                ],
+            )
+            .await
+            .unwrap();
+        let answers: Vec<_> = decisions
+            .iter()
+            .map(|decision| (decision.allowed, decision.reason.as_str()))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                (true, ""),
+                (true, "allowed by a direct permission on all entities"),
+                (false, ""),
+                (false, "no grant includes payments.refund"),
+                (true, "allowed by a direct permission on all entities"),
+            ]
+        );
     }
 }

@@ -176,6 +176,7 @@ pub async fn require(
         user: user.user,
         permission: PermissionKey::new(permission),
         target,
+        explain: false,
     };
     let decision = state.authorizer.check(organization, &check).await?;
     if decision.allowed {

@@ -568,6 +568,7 @@ pub fn check(
             user,
             permission,
             target,
+            explain: input.explain,
         },
     ))
 }

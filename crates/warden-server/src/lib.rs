@@ -207,11 +207,12 @@ async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Error
     )
     .await?;
     let store: Arc<dyn Store> = store;
+    let catalogue = Arc::new(catalogue);
     Ok(AppState {
         clock,
-        authorizer: Authorizer::new(store.clone()),
+        authorizer: Authorizer::new(store.clone(), catalogue.clone()),
         store,
-        catalogue: Arc::new(catalogue),
+        catalogue,
         tokens,
         passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         policy: PasswordPolicy::new(config.password_min_chars, 256),

@@ -1,5 +1,6 @@
 //! Answers CheckPermission (SPEC §5): loads subjects and the entity tree through the core
-//! `SubjectSource` trait and decides with the core decision function.
+//! `SubjectSource` trait, compiles them (`warden_core::compiled`) and answers a check by a lookup,
+//! or with the core decision function when the check asks for the reason.
 //!
 //! Subjects and trees are kept in memory under the revision of their organisation that was read
 //! before they were loaded, and reused only at that revision. Where the revision comes from is the
@@ -20,7 +21,9 @@ mod shared;
 pub use shared::{RedisCache, SharedCache};
 use warden_core::{
     Error,
-    decision::{self, Decision, EntityTree, Subject, Target},
+    catalogue::Catalogue,
+    compiled::{CompiledSubject, CompiledTree},
+    decision::{self, Decision, Subject, Target},
     ids::{OrganizationId, PermissionKey, UserId},
     ports::SubjectSource,
 };
@@ -31,6 +34,9 @@ pub struct Check {
     pub user: UserId,
     pub permission: PermissionKey,
     pub target: Target,
+    /// Whether the decision's reason is wanted. Without it the answer is a compiled lookup and the
+    /// reason is left empty.
+    pub explain: bool,
 }
 
 /// Entries kept per map before it is emptied (a flood of distinct users only costs reloads).
@@ -136,8 +142,9 @@ impl Known {
 #[derive(Clone)]
 pub struct Authorizer {
     source: Arc<dyn SubjectSource>,
-    trees: Arc<AtRevision<OrganizationId, EntityTree>>,
-    subjects: Arc<AtRevision<(OrganizationId, UserId), Option<Subject>>>,
+    catalogue: Arc<Catalogue>,
+    trees: Arc<AtRevision<OrganizationId, CompiledTree>>,
+    subjects: Arc<AtRevision<(OrganizationId, UserId), CompiledSubject>>,
     /// The second level shared by replicas (Redis), asked after memory and before the database.
     shared: Option<Arc<dyn SharedCache>>,
     known: Arc<Known>,
@@ -146,9 +153,10 @@ pub struct Authorizer {
 impl Authorizer {
     /// `lease`: how long after a poll began its copy is trusted; the server waits as long after
     /// every committed write before acknowledging it, and polls at least twice per lease.
-    pub fn new(source: Arc<dyn SubjectSource>, lease: Duration) -> Self {
+    pub fn new(source: Arc<dyn SubjectSource>, catalogue: Arc<Catalogue>, lease: Duration) -> Self {
         Self {
             source,
+            catalogue,
             trees: Arc::new(AtRevision::new()),
             subjects: Arc::new(AtRevision::new()),
             shared: None,
@@ -269,16 +277,25 @@ impl Authorizer {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let subjects = self.subjects(organization, revision, &users).await?;
+        let subjects = self.subjects(organization, revision, &tree, &users).await?;
         Ok(checks
             .iter()
-            .map(|check| {
-                let subject = subjects
-                    .get(&check.user)
-                    .and_then(|subject| subject.as_ref().as_ref());
-                decision::decide(subject, &check.permission, check.target, &tree)
+            .map(|check| match subjects.get(&check.user) {
+                Some(subject) => self.decide(subject, check),
+                None => decision::decide(None, &check.permission, check.target, tree.tree()),
             })
             .collect())
+    }
+
+    /// A lookup in the compiled subject, or `decide` for a reason (or a key outside the catalogue).
+    fn decide(&self, subject: &CompiledSubject, check: &Check) -> Decision {
+        match self.catalogue.position(&check.permission) {
+            Some(position) if !check.explain => Decision {
+                allowed: subject.allows(check.target, position),
+                reason: String::new(),
+            },
+            _ => subject.decide(&check.permission, check.target),
+        }
     }
 
     pub async fn effective_permissions(
@@ -289,13 +306,13 @@ impl Authorizer {
         consistency: Consistency,
     ) -> Result<BTreeSet<PermissionKey>, Error> {
         let (revision, tree) = self.tree(organization, consistency).await?;
-        let subjects = self.subjects(organization, revision, &[user]).await?;
+        let subjects = self
+            .subjects(organization, revision, &tree, &[user])
+            .await?;
         Ok(decision::effective_permissions(
-            subjects
-                .get(&user)
-                .and_then(|subject| subject.as_ref().as_ref()),
+            subjects.get(&user).and_then(|subject| subject.subject()),
             target,
-            &tree,
+            tree.tree(),
         ))
     }
 
@@ -304,7 +321,7 @@ impl Authorizer {
         &self,
         organization: OrganizationId,
         consistency: Consistency,
-    ) -> Result<(i64, Arc<EntityTree>), Error> {
+    ) -> Result<(i64, Arc<CompiledTree>), Error> {
         let revision = match self.known.revision(organization, consistency) {
             Some(revision) => revision,
             None => self
@@ -317,18 +334,23 @@ impl Authorizer {
             return Ok((revision, tree));
         }
         // Read after the revision: what loads is at least as new as the revision it is kept under.
-        let tree = Arc::new(self.source.load_entity_tree(organization).await?);
+        let tree = Arc::new(CompiledTree::new(
+            self.source.load_entity_tree(organization).await?,
+        ));
         self.trees.put(organization, revision, tree.clone());
         Ok((revision, tree))
     }
 
-    /// The subjects of `users` at `revision`, the missing ones loaded in one batch.
+    /// The subjects of `users` at `revision`, compiled against the tree of that revision (a change
+    /// of the tree issues a revision); the missing ones asked of the shared cache, then loaded in
+    /// one batch.
     async fn subjects(
         &self,
         organization: OrganizationId,
         revision: i64,
+        tree: &Arc<CompiledTree>,
         users: &[UserId],
-    ) -> Result<HashMap<UserId, Arc<Option<Subject>>>, Error> {
+    ) -> Result<HashMap<UserId, Arc<CompiledSubject>>, Error> {
         let mut found = HashMap::with_capacity(users.len());
         let mut missing = Vec::new();
         for user in users {
@@ -339,16 +361,23 @@ impl Authorizer {
                 None => missing.push(*user),
             }
         }
+        let compile = |user: UserId, subject: Option<Subject>| {
+            let compiled = Arc::new(CompiledSubject::compile(
+                subject,
+                tree.clone(),
+                &self.catalogue,
+            ));
+            self.subjects
+                .put((organization, user), revision, compiled.clone());
+            compiled
+        };
         if let (Some(shared), false) = (&self.shared, missing.is_empty()) {
             let kept = shared.get(organization, revision, &missing).await;
             let mut still = Vec::new();
             for (user, kept) in missing.into_iter().zip(kept) {
                 match kept {
                     Some(subject) => {
-                        let subject = Arc::new(subject);
-                        self.subjects
-                            .put((organization, user), revision, subject.clone());
-                        found.insert(user, subject);
+                        found.insert(user, compile(user, subject));
                     }
                     None => still.push(user),
                 }
@@ -358,11 +387,10 @@ impl Authorizer {
         if !missing.is_empty() {
             let mut loaded = Vec::with_capacity(missing.len());
             for (user, subject) in self.source.load_subjects(organization, &missing).await? {
-                let subject = Arc::new(subject);
-                self.subjects
-                    .put((organization, user), revision, subject.clone());
-                found.insert(user, subject.clone());
-                loaded.push((user, subject));
+                if self.shared.is_some() {
+                    loaded.push((user, Arc::new(subject.clone())));
+                }
+                found.insert(user, compile(user, subject));
             }
             if let Some(shared) = self.shared.clone() {
                 // Off the check's path: the answer never waits on Redis to keep what was loaded.
@@ -377,16 +405,26 @@ impl Authorizer {
 mod tests {
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-    use warden_core::{model::UserStatus, ports::Change};
+    use warden_core::{
+        decision::{EntityTree, Holding, Source},
+        model::{Scope, UserStatus},
+        ports::Change,
+    };
 
     use super::*;
 
-    /// A source whose revision the test sets, counting its reads.
+    /// A source whose revision the test sets, counting its reads. Its users hold `holdings`.
     #[derive(Default)]
     struct Counting {
         revision: AtomicI64,
         loads: AtomicUsize,
         revision_reads: AtomicUsize,
+        holdings: Vec<Holding>,
+    }
+
+    fn catalogue() -> Arc<Catalogue> {
+        let text = include_str!("../../../catalogue/default.toml");
+        Arc::new(Catalogue::from_toml(text).expect("the shipped catalogue"))
     }
 
     const ORGANIZATION: OrganizationId = OrganizationId(uuid::Uuid::from_u128(7));
@@ -417,7 +455,7 @@ mod tests {
                         user: *user,
                         status: UserStatus::Active,
                         owner: false,
-                        holdings: vec![],
+                        holdings: self.holdings.clone(),
                     };
                     (*user, Some(subject))
                 })
@@ -454,13 +492,14 @@ mod tests {
             user: UserId::generate(),
             permission: PermissionKey::new("payments.read"),
             target: Target::Organization,
+            explain: false,
         }
     }
 
     #[tokio::test]
     async fn checks_reuse_what_they_loaded_only_at_the_same_revision() {
         let source = Arc::new(Counting::default());
-        let authorizer = Authorizer::new(source.clone(), Duration::from_secs(60));
+        let authorizer = Authorizer::new(source.clone(), catalogue(), Duration::from_secs(60));
         let check = check();
         for _ in 0..5 {
             authorizer
@@ -484,7 +523,7 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_copy_answers_without_the_database_and_a_lapsed_one_asks_it() {
         let source = Arc::new(Counting::default());
-        let authorizer = Authorizer::new(source.clone(), Duration::from_millis(200));
+        let authorizer = Authorizer::new(source.clone(), catalogue(), Duration::from_millis(200));
         let check = check();
         authorizer.poll().await.unwrap();
         for _ in 0..5 {
@@ -528,6 +567,58 @@ mod tests {
             source.revision_reads.load(Ordering::SeqCst),
             3,
             "within MAX_STALENESS"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_without_explain_is_the_lookup_and_with_explain_the_decision() {
+        let source = Arc::new(Counting {
+            holdings: vec![Holding {
+                source: Source::Direct,
+                scope: Scope::All,
+                permissions: [
+                    PermissionKey::new("payments.read"),
+                    PermissionKey::new("retired.key"), // No longer in the catalogue.
+                ]
+                .into(),
+            }],
+            ..Counting::default()
+        });
+        let authorizer = Authorizer::new(source, catalogue(), Duration::from_secs(60));
+        let user = UserId::generate();
+        let check = |permission: &str, explain| Check {
+            user,
+            permission: PermissionKey::new(permission),
+            target: Target::Organization,
+            explain,
+        };
+        let decisions = authorizer
+            .check_many(
+                ORGANIZATION,
+                &[
+                    check("payments.read", false),
+                    check("payments.read", true),
+                    check("payments.refund", false),
+                    check("payments.refund", true),
+                    check("retired.key", false),
+                ],
+                Consistency::Default,
+            )
+            .await
+            .unwrap();
+        let answers: Vec<_> = decisions
+            .iter()
+            .map(|decision| (decision.allowed, decision.reason.as_str()))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                (true, ""),
+                (true, "allowed by a direct permission on all entities"),
+                (false, ""),
+                (false, "no grant includes payments.refund"),
+                (true, "allowed by a direct permission on all entities"),
+            ]
         );
     }
 }

@@ -69,6 +69,13 @@ impl EntityTree {
         self.parents.get(entity).is_some_and(Option::is_some)
     }
 
+    /// Every entity with its legal entity (`None` for a legal entity), in no particular order.
+    pub fn entities(&self) -> impl Iterator<Item = (EntityId, Option<EntityId>)> + '_ {
+        self.parents
+            .iter()
+            .map(|(entity, parent)| (*entity, *parent))
+    }
+
     /// The entity itself, then its legal entity when it is a segment.
     fn lineage(&self, entity: &EntityId) -> impl Iterator<Item = EntityId> {
         let parent = self.parents.get(entity).copied().flatten();

@@ -4,6 +4,7 @@ pub mod addresses;
 pub mod audit;
 pub mod catalogue;
 pub mod clock;
+pub mod compiled;
 pub mod decision;
 pub mod error;
 #[cfg(test)]

@@ -185,6 +185,7 @@ pub async fn require(
         user: user.user,
         permission: PermissionKey::new(permission),
         target,
+        explain: false,
     };
     let decision = state
         .authorizer

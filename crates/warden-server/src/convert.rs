@@ -576,6 +576,7 @@ pub fn check(
             user,
             permission,
             target,
+            explain: input.explain,
         },
         consistency,
     ))

@@ -298,7 +298,12 @@ async fn start(
         }
         None => store.clone(),
     };
-    let mut authorizer = Authorizer::new(source, Duration::from_millis(config.commit_wait_ms));
+    let catalogue = Arc::new(catalogue);
+    let mut authorizer = Authorizer::new(
+        source,
+        catalogue.clone(),
+        Duration::from_millis(config.commit_wait_ms),
+    );
     if let Some(url) = &config.redis_url {
         let timeout = Duration::from_millis(config.redis_timeout_ms);
         authorizer = authorizer.with_shared(Arc::new(RedisCache::new(url, timeout)?));
@@ -308,7 +313,7 @@ async fn start(
         authorizer,
         metrics: telemetry.metrics.clone(),
         store,
-        catalogue: Arc::new(catalogue),
+        catalogue,
         tokens,
         passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         policy: PasswordPolicy::new(config.password_min_chars, 256),

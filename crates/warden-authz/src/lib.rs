@@ -23,7 +23,7 @@ use warden_core::{
     Error,
     catalogue::Catalogue,
     compiled::{CompiledSubject, CompiledTree},
-    decision::{self, Decision, Subject, Target},
+    decision::{self, Decision, EntityTree, Subject, Target},
     ids::{OrganizationId, PermissionKey, UserId},
     ports::SubjectSource,
 };
@@ -136,6 +136,25 @@ impl Known {
         usable
             .then(|| revisions.organizations.get(&organization).copied())
             .flatten()
+    }
+}
+
+/// The tree and some subjects at one revision (`Authorizer::current`).
+pub struct Current {
+    tree: Arc<CompiledTree>,
+    subjects: HashMap<UserId, Arc<CompiledSubject>>,
+}
+
+impl Current {
+    pub fn tree(&self) -> &EntityTree {
+        self.tree.tree()
+    }
+
+    /// `None` when the user is not in the organisation (or was not asked for).
+    pub fn subject(&self, user: UserId) -> Option<&Subject> {
+        self.subjects
+            .get(&user)
+            .and_then(|subject| subject.subject())
     }
 }
 
@@ -316,6 +335,19 @@ impl Authorizer {
         ))
     }
 
+    /// What a write-path rule decides on (the acting rule, no escalation, who may read whom): the
+    /// tree and the subjects of `users` at the organisation's current revision, read from the
+    /// database by this call, served from the same caches as checks when they are that fresh.
+    pub async fn current(
+        &self,
+        organization: OrganizationId,
+        users: &[UserId],
+    ) -> Result<Current, Error> {
+        let (revision, tree) = self.tree(organization, Consistency::Full).await?;
+        let subjects = self.subjects(organization, revision, &tree, users).await?;
+        Ok(Current { tree, subjects })
+    }
+
     /// The organisation's revision as `consistency` allows, and its tree at (at least) it.
     async fn tree(
         &self,
@@ -406,7 +438,7 @@ mod tests {
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
     use warden_core::{
-        decision::{EntityTree, Holding, Source},
+        decision::{Holding, Source},
         model::{Scope, UserStatus},
         ports::Change,
     };

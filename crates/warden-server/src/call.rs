@@ -228,22 +228,17 @@ pub async fn acting_on(
         .find_user(organization, target)
         .await?
         .ok_or_else(not_found)?;
-    let tree = state.store.load_entity_tree(organization).await?;
-    let me = state
-        .store
-        .load_subject(organization, caller.user)
-        .await?
-        .ok_or_else(not_found)?;
-    let them = state
-        .store
-        .load_subject(organization, target.id)
-        .await?
-        .ok_or_else(not_found)?;
-    ensure_may_act_on(&me, &them, &tree)?;
+    let current = state
+        .authorizer
+        .current(organization, &[caller.user, target.id])
+        .await?;
+    let me = current.subject(caller.user).ok_or_else(not_found)?;
+    let them = current.subject(target.id).ok_or_else(not_found)?;
+    ensure_may_act_on(me, them, current.tree())?;
     Ok(Acting {
         caller,
         target,
-        tree,
+        tree: current.tree().clone(),
     })
 }
 
@@ -255,12 +250,14 @@ pub async fn ensure_caller_holds(
     wanted: &[Wanted],
     tree: &EntityTree,
 ) -> Result<(), Error> {
-    let me = state
-        .store
-        .load_subject(organization, caller.user)
-        .await?
+    let current = state
+        .authorizer
+        .current(organization, &[caller.user])
+        .await?;
+    let me = current
+        .subject(caller.user)
         .ok_or(Error::NotFound("user"))?;
-    ensure_holds(&me, wanted, tree)
+    ensure_holds(me, wanted, tree)
 }
 
 impl Call {

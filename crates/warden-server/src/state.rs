@@ -81,6 +81,16 @@ impl Caller {
 }
 
 impl AppState {
+    /// The organisation's entity tree as the database holds it now, through the authorizer's
+    /// caches (`Authorizer::current`): what a write-path rule decides on.
+    pub async fn tree_now(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<warden_core::decision::EntityTree, warden_core::Error> {
+        let current = self.authorizer.current(organization, &[]).await?;
+        Ok(current.tree().clone())
+    }
+
     /// Records an API key's last use at most once a minute per replica, off the request path.
     pub(crate) fn record_api_key_use(&self, key: ApiKeyId) {
         let now = std::time::Instant::now();

@@ -102,7 +102,7 @@ impl Groups {
         let me = call.member(organization)?;
         let name = validate::name("name", &input.name, 100)?;
         let requested = convert::requested_grants(&input.grants, &[])?;
-        let tree = self.0.store.load_entity_tree(organization).await?;
+        let tree = self.0.tree_now(organization).await?;
         let group = Group {
             id: GroupId::generate(),
             organization_id: organization,
@@ -271,7 +271,7 @@ impl Groups {
             .find_group(organization, id)
             .await?
             .ok_or(Error::NotFound("group"))?;
-        let tree = self.0.store.load_entity_tree(organization).await?;
+        let tree = self.0.tree_now(organization).await?;
         if group.grants.is_empty() {
             call.require(organization, "users.write", Target::Organization)
                 .await?;

@@ -244,12 +244,7 @@ impl Organizations {
         // An unknown parent is NOT_FOUND, not a denial; the store checks again inside its transaction.
         call.member(organization)?;
         if let Some(parent) = parent
-            && !self
-                .0
-                .store
-                .load_entity_tree(organization)
-                .await?
-                .contains(&parent)
+            && !self.0.tree_now(organization).await?.contains(&parent)
         {
             return Err(Error::NotFound("parent_entity_id"));
         }

@@ -246,7 +246,7 @@ impl Roles {
         keys: &[String],
     ) -> Result<Vec<PermissionKey>, Error> {
         let permissions = roles::permissions(&convert::permission_keys(keys), &self.0.catalogue)?;
-        let tree = self.0.store.load_entity_tree(me.organization).await?;
+        let tree = self.0.tree_now(me.organization).await?;
         let wanted = roles::definition_needs(&permissions);
         ensure_caller_holds(&self.0, me, me.organization, &wanted, &tree).await?;
         Ok(permissions)

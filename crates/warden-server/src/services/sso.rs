@@ -98,7 +98,7 @@ impl Organizations {
             .into_iter()
             .next()
             .ok_or_else(|| Error::invalid("default_role_id", "unknown role"))?;
-        let tree = self.0.store.load_entity_tree(organization).await?;
+        let tree = self.0.tree_now(organization).await?;
         sso::ensure_default_role_allowed(&role, config.allow_privileged_default_role)?;
         let needs = sso::default_role_needs(&role);
         ensure_caller_holds(&self.0, me, organization, &needs, &tree).await?;

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
     audit::{Action, Origin},
-    decision::{Subject, Target},
+    decision::Target,
     ids::{InvitationId, NotificationId, OrganizationId, UserId},
     model::{
         Actor, AuditEvent, Invitation, NewUser, Notification, NotificationKind, Organization, User,
@@ -256,7 +256,7 @@ impl Users {
         let email = Email::parse("email", &input.email)?;
         let first_name = validate::name("first_name", &input.first_name, 100)?;
         let last_name = validate::name("last_name", &input.last_name, 100)?;
-        let tree = self.0.store.load_entity_tree(organization_id).await?;
+        let tree = self.0.tree_now(organization_id).await?;
         let parsed = self
             .0
             .parse_grants(
@@ -414,41 +414,35 @@ impl Users {
         organization: OrganizationId,
         user: &User,
     ) -> Result<(), Error> {
-        let reader = self.reader(me, organization).await?;
-        let tree = self.0.store.load_entity_tree(organization).await?;
-        let them = self.0.store.load_subject(organization, user.id).await?;
-        if !users::may_read(&reader, them.as_ref(), &tree) {
+        let current = self
+            .0
+            .authorizer
+            .current(organization, &[me.user, user.id])
+            .await?;
+        let reader = current.subject(me.user).ok_or(Error::NotFound("user"))?;
+        if !users::may_read(reader, current.subject(user.id), current.tree()) {
             return Err(Error::PermissionDenied("requires users.read".into()));
         }
         Ok(())
     }
 
-    async fn reader(&self, me: UserCaller, organization: OrganizationId) -> Result<Subject, Error> {
-        self.0
-            .store
-            .load_subject(organization, me.user)
-            .await?
-            .ok_or(Error::NotFound("user"))
-    }
-
     /// The users of a page that `me` may read one by one (GetUser's rule): a filter on an entity
-    /// must not show organisation-wide users, nor their grants elsewhere.
+    /// must not show organisation-wide users, nor their grants elsewhere. The page's subjects load
+    /// together.
     async fn readable(
         &self,
         me: UserCaller,
         organization: OrganizationId,
         found: Vec<User>,
     ) -> Result<Vec<User>, Error> {
-        let reader = self.reader(me, organization).await?;
-        let tree = self.0.store.load_entity_tree(organization).await?;
-        let mut shown = Vec::with_capacity(found.len());
-        for user in found {
-            let them = self.0.store.load_subject(organization, user.id).await?;
-            if users::may_read(&reader, them.as_ref(), &tree) {
-                shown.push(user);
-            }
-        }
-        Ok(shown)
+        let mut asked: Vec<UserId> = found.iter().map(|user| user.id).collect();
+        asked.push(me.user);
+        let current = self.0.authorizer.current(organization, &asked).await?;
+        let reader = current.subject(me.user).ok_or(Error::NotFound("user"))?;
+        Ok(found
+            .into_iter()
+            .filter(|user| users::may_read(reader, current.subject(user.id), current.tree()))
+            .collect())
     }
 
     async fn list(

@@ -1,30 +1,17 @@
 //! Decisions are cached per replica, and never stale: a change acknowledged by one replica is seen
 //! by the very next check on another, whose cache was warm (SPEC §5).
 use warden_proto::v1;
-use warden_tests::{TestDatabase, TestServer, grant, update_mask};
+use warden_tests::{TestServer, grant};
 
 #[tokio::test]
 async fn a_change_on_one_replica_is_seen_by_the_next_check_on_another() {
-    let db = TestDatabase::fresh().await;
-    let replica_db = db.replica();
-    let writer = TestServer::start_on(db).await;
-    let reader = TestServer::start_on(replica_db).await;
+    let (writer, reader) = TestServer::replicas(|_| {}).await;
     let org = writer.create_organization("Acme").await;
     let role = writer
-        .roles(&org.owner_token)
-        .create_role(v1::CreateRoleRequest {
-            organization_id: org.id.clone(),
-            name: "Refunder".into(),
-            description: "refunds".into(),
-            permissions: vec!["payments.read".into(), "payments.refund".into()],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .role
-        .unwrap();
+        .create_role(&org, "Refunder", &["payments.read", "payments.refund"])
+        .await;
     let alan = writer
-        .member(&org, "alan@example.com", vec![grant(&role.id, &[])])
+        .member(&org, "alan@example.com", vec![grant(&role, &[])])
         .await;
     let refund = async || {
         reader
@@ -51,16 +38,8 @@ async fn a_change_on_one_replica_is_seen_by_the_next_check_on_another() {
 
     // A role edit on the writer reaches every holder on the reader at once.
     writer
-        .roles(&org.owner_token)
-        .update_role(v1::UpdateRoleRequest {
-            organization_id: org.id.clone(),
-            role_id: role.id.clone(),
-            permissions: vec!["payments.read".into()],
-            update_mask: update_mask(&["permissions"]),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        .set_role_permissions(&org, &role, &["payments.read"])
+        .await;
     assert!(!refund().await, "the role no longer grants refunds");
     assert!(
         reader
@@ -74,26 +53,13 @@ async fn a_change_on_one_replica_is_seen_by_the_next_check_on_another() {
 /// whose copy of the revisions is polled, not read per check: not one stale answer.
 #[tokio::test]
 async fn a_hundred_changes_of_each_kind_are_each_seen_by_the_next_check_on_another_replica() {
-    let db = TestDatabase::fresh().await;
-    let replica_db = db.replica();
-    let writer = TestServer::start_on(db).await;
-    let reader = TestServer::start_on(replica_db).await;
+    let (writer, reader) = TestServer::replicas(|_| {}).await;
     let org = writer.create_organization("Acme").await;
-    let mut roles = writer.roles(&org.owner_token);
-    let role = roles
-        .create_role(v1::CreateRoleRequest {
-            organization_id: org.id.clone(),
-            name: "Refunder".into(),
-            description: "refunds".into(),
-            permissions: vec!["payments.read".into()],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .role
-        .unwrap();
+    let role = writer
+        .create_role(&org, "Refunder", &["payments.read"])
+        .await;
     let alan = writer
-        .member(&org, "alan@example.com", vec![grant(&role.id, &[])])
+        .member(&org, "alan@example.com", vec![grant(&role, &[])])
         .await;
     let refund = async |user: &str| {
         reader
@@ -105,21 +71,12 @@ async fn a_hundred_changes_of_each_kind_are_each_seen_by_the_next_check_on_anoth
 
     for flip in 0..100 {
         let grants_refunds = flip % 2 == 1; // The last flip (99) grants them.
-        let permissions = if grants_refunds {
-            vec!["payments.read".into(), "payments.refund".into()]
+        let permissions: &[&str] = if grants_refunds {
+            &["payments.read", "payments.refund"]
         } else {
-            vec!["payments.read".into()]
+            &["payments.read"]
         };
-        roles
-            .update_role(v1::UpdateRoleRequest {
-                organization_id: org.id.clone(),
-                role_id: role.id.clone(),
-                permissions,
-                update_mask: update_mask(&["permissions"]),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        writer.set_role_permissions(&org, &role, permissions).await;
         if refund(&alan.id).await != grants_refunds {
             stale.push(format!("role flip {flip}"));
         }
@@ -150,7 +107,7 @@ async fn a_hundred_changes_of_each_kind_are_each_seen_by_the_next_check_on_anoth
         .await;
     let mut groups = writer.groups(&org.owner_token);
     let group = groups
-        .create_group(org.create_group("Refunds", vec![grant(&role.id, &[])]))
+        .create_group(org.create_group("Refunds", vec![grant(&role, &[])]))
         .await
         .unwrap()
         .into_inner()
@@ -183,10 +140,7 @@ async fn a_hundred_changes_of_each_kind_are_each_seen_by_the_next_check_on_anoth
 /// for a token's freshness sees that write on any replica.
 #[tokio::test]
 async fn write_tokens_are_revisions_that_grow_and_a_check_at_a_token_sees_its_write() {
-    let db = TestDatabase::fresh().await;
-    let replica_db = db.replica();
-    let writer = TestServer::start_on(db).await;
-    let reader = TestServer::start_on(replica_db).await;
+    let (writer, reader) = TestServer::replicas(|_| {}).await;
     let org = writer.create_organization("Acme").await;
     let mut organizations = writer.organizations(&org.owner_token);
     let mut revisions = Vec::new();
@@ -241,10 +195,7 @@ fn revision_of(token: &str) -> i64 {
 /// call on another whose copy was warm.
 #[tokio::test]
 async fn a_key_revoked_on_one_replica_is_refused_at_its_next_call_on_another() {
-    let db = TestDatabase::fresh().await;
-    let replica_db = db.replica();
-    let writer = TestServer::start_on(db).await;
-    let reader = TestServer::start_on(replica_db).await;
+    let (writer, reader) = TestServer::replicas(|_| {}).await;
     let org = writer.create_organization("Acme").await;
     let key = writer
         .api_keys(&org.owner_token)

@@ -239,6 +239,46 @@ impl TestServer {
         Self::start_on(TestDatabase::fresh().await).await
     }
 
+    /// Two replicas on one fresh database (a writer and a reader), each configured by `adjust`.
+    pub async fn replicas(adjust: impl Fn(&mut Config)) -> (Self, Self) {
+        let db = TestDatabase::fresh().await;
+        let replica_db = db.replica();
+        let writer = Self::start_with(db, &adjust).await;
+        let reader = Self::start_with(replica_db, &adjust).await;
+        (writer, reader)
+    }
+
+    /// A custom role of `org` with `permissions`, created by its owner; returns its id.
+    pub async fn create_role(&self, org: &TestOrg, name: &str, permissions: &[&str]) -> String {
+        self.roles(&org.owner_token)
+            .create_role(v1::CreateRoleRequest {
+                organization_id: org.id.clone(),
+                name: name.into(),
+                description: String::new(),
+                permissions: permissions.iter().map(|key| (*key).to_owned()).collect(),
+            })
+            .await
+            .expect("create role")
+            .into_inner()
+            .role
+            .unwrap()
+            .id
+    }
+
+    /// Replaces a custom role's permissions as `org`'s owner.
+    pub async fn set_role_permissions(&self, org: &TestOrg, role_id: &str, permissions: &[&str]) {
+        self.roles(&org.owner_token)
+            .update_role(v1::UpdateRoleRequest {
+                organization_id: org.id.clone(),
+                role_id: role_id.into(),
+                permissions: permissions.iter().map(|key| (*key).to_owned()).collect(),
+                update_mask: update_mask(&["permissions"]),
+                ..Default::default()
+            })
+            .await
+            .expect("update role");
+    }
+
     /// Starts a server on an existing database, as a restart or a second replica would.
     pub async fn start_on(db: TestDatabase) -> Self {
         Self::start_with(db, |_| {}).await

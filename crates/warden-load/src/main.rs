@@ -3,7 +3,13 @@
 //! organisation with the operator token, then alternates short rounds of each workload with the
 //! same connections and concurrency, and prints one Markdown row per workload.
 //!
-//! `warden-load <address> <operator token> [seconds per workload] [connections] [streams each]`
+//! `warden-load <address> <operator token> [seconds per workload] [connections] [streams each]
+//!  [users, e.g. 1000,1000000] [chart.svg]`
+//!
+//! With a list of user counts (and `DATABASE_URL` naming the server's PostgreSQL database), it
+//! seeds that many active users with the read-only role straight into the database (seeding a
+//! million through the API would take hours), checks `payments.read` for a user picked at random
+//! among them on every call, and draws throughput and p99 against users as an SVG chart.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -89,6 +95,7 @@ async fn round(
     streams: usize,
     workload: Workload,
     check: &v1::CheckPermissionRequest,
+    users: &Arc<Vec<String>>,
     key: &str,
     tally: &Arc<Mutex<Tally>>,
 ) -> Result<(), Failure> {
@@ -97,6 +104,9 @@ async fn round(
     for channel in channels {
         for _ in 0..streams {
             let (channel, check, tally) = (channel.clone(), check.clone(), tally.clone());
+            let users = users.clone();
+            // A cheap per-task sequence (no RNG crate): an odd stride through the users.
+            let mut next = uuid::Uuid::new_v4().as_u128() as usize;
             let token = MetadataValue::try_from(format!("Bearer {key}"))?;
             tasks.push(tokio::spawn(async move {
                 let mut health = HealthClient::new(channel.clone());
@@ -112,7 +122,12 @@ async fn round(
                             .await
                             .is_ok(),
                         Workload::Check => {
-                            let mut request = Request::new(check.clone());
+                            let mut check = check.clone();
+                            if !users.is_empty() {
+                                next = next.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                                check.user_id = users[next % users.len()].clone();
+                            }
+                            let mut request = Request::new(check);
                             request
                                 .metadata_mut()
                                 .insert("authorization", token.clone());
@@ -138,7 +153,8 @@ async fn round(
     Ok(())
 }
 
-fn row(name: &str, tally: &mut Tally) -> (f64, String) {
+/// Calls/s and p99 (ms) of one workload, and its Markdown row.
+fn row(name: &str, tally: &mut Tally) -> (f64, f64, String) {
     tally.latencies.sort();
     let count = tally.latencies.len();
     let at = |q: f64| {
@@ -149,48 +165,232 @@ fn row(name: &str, tally: &mut Tally) -> (f64, String) {
             .unwrap_or_default()
     };
     let rate = count as f64 / tally.busy.as_secs_f64();
+    let p99 = at(0.99).as_secs_f64() * 1e3;
     let line = format!(
-        "| {name} | {rate:.0} | {:.2} | {:.2} | {} |",
+        "| {name} | {rate:.0} | {:.2} | {p99:.2} | {} |",
         at(0.5).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
         tally.errors
     );
-    (rate, line)
+    (rate, p99, line)
+}
+
+/// Adds active read-only users to `organization` until it has `count` besides its owner, straight
+/// into PostgreSQL; returns all their ids.
+async fn seed(
+    database: &sea_orm::DatabaseConnection,
+    organization: &str,
+    count: usize,
+) -> Result<Vec<String>, Failure> {
+    use sea_orm::{ConnectionTrait, Statement, Value};
+    let backend = database.get_database_backend();
+    let ids = |rows: Vec<sea_orm::QueryResult>| -> Result<Vec<String>, Failure> {
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "id"))
+            .collect::<Result<_, _>>()?)
+    };
+    let existing = ids(database
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT id FROM users WHERE organization_id = $1 AND owner_of IS NULL",
+            [Value::from(organization)],
+        ))
+        .await?)?;
+    if existing.len() < count {
+        let started = Instant::now();
+        database
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO users (id, organization_id, email, first_name, last_name, status, \
+                 created_at) SELECT gen_random_uuid()::text, $1, \
+                 'load-' || replace(gen_random_uuid()::text, '-', '') || '@example.com', \
+                 'Load', 'User', 'active', now() FROM generate_series(1, $2)",
+                [
+                    Value::from(organization),
+                    Value::from(i64::try_from(count - existing.len())?),
+                ],
+            ))
+            .await?;
+        database
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO user_grants (id, organization_id, user_id, role_id) \
+                 SELECT gen_random_uuid()::text, u.organization_id, u.id, 'read_only' FROM users u \
+                 WHERE u.organization_id = $1 AND u.owner_of IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM user_grants g WHERE g.user_id = u.id)",
+                [Value::from(organization)],
+            ))
+            .await?;
+        eprintln!(
+            "seeded {} users in {:.1} s",
+            count - existing.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    ids(database
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT id FROM users WHERE organization_id = $1 AND owner_of IS NULL",
+            [Value::from(organization)],
+        ))
+        .await?)
+}
+
+/// One run's figures at one number of users.
+struct Point {
+    users: usize,
+    health: (f64, f64),
+    check: (f64, f64),
+}
+
+/// Throughput and p99 of both workloads against users (log scale), as an SVG file.
+fn chart(path: &str, points: &[Point]) -> Result<(), Failure> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(450);
+    let users = |point: &Point| point.users as f64;
+    let max_users = points.iter().map(users).fold(10.0, f64::max) * 2.0;
+    let min_users = points.iter().map(users).fold(f64::MAX, f64::min) / 2.0;
+    type Pick = fn(&(f64, f64)) -> f64;
+    let panels: [(_, &str, Pick); 2] = [
+        (&left, "calls/s", |figures| figures.0),
+        (&right, "p99 ms", |figures| figures.1),
+    ];
+    for (area, label, pick) in panels {
+        let top = points
+            .iter()
+            .flat_map(|point| [pick(&point.health), pick(&point.check)])
+            .fold(1.0, f64::max)
+            * 1.2;
+        let mut plot = ChartBuilder::on(area)
+            .caption(format!("{label} against users"), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((min_users..max_users).log_scale(), 0.0..top)?;
+        plot.configure_mesh().x_desc("users").y_desc(label).draw()?;
+        for (name, color, figures) in [
+            (
+                "health check",
+                &BLUE,
+                (|point: &Point| point.health) as fn(&Point) -> (f64, f64),
+            ),
+            ("CheckPermission", &RED, |point: &Point| point.check),
+        ] {
+            plot.draw_series(LineSeries::new(
+                points
+                    .iter()
+                    .map(|point| (users(point), pick(&figures(point)))),
+                color,
+            ))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            plot.draw_series(points.iter().map(|point| {
+                Circle::new((users(point), pick(&figures(point))), 3, color.filled())
+            }))?;
+        }
+        plot.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: warden-load <address> <operator token> [seconds] [connections] [streams]";
+    let usage = "usage: warden-load <address> <operator token> [seconds] [connections] [streams] \
+                 [users, e.g. 1000,1000000] [chart.svg]";
     let address = args.get(1).ok_or(usage)?;
     let operator = args.get(2).ok_or(usage)?;
     let seconds: u64 = args.get(3).map_or(Ok(20), |s| s.parse())?;
     let connections: usize = args.get(4).map_or(Ok(8), |s| s.parse())?;
     let streams: usize = args.get(5).map_or(Ok(16), |s| s.parse())?;
+    let sizes: Vec<usize> = match args.get(6) {
+        Some(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => vec![0], // The owner alone, as before.
+    };
     let endpoint = Channel::from_shared(format!("http://{address}"))?;
     let mut channels = vec![];
     for _ in 0..connections {
         channels.push(endpoint.connect().await?);
     }
     let (organization, owner, key) = setup(channels[0].clone(), operator).await?;
-    let check = v1::CheckPermissionRequest {
-        organization_id: organization,
-        user_id: owner,
-        permission: "payments.refund".into(),
-        ..Default::default()
+    let database = match sizes.iter().any(|size| *size > 0) {
+        true => Some(
+            sea_orm::Database::connect(std::env::var("DATABASE_URL").map_err(
+                |_| "seeding users needs DATABASE_URL: the server's PostgreSQL database",
+            )?)
+            .await?,
+        ),
+        false => None,
     };
-    let (health, checks) = (Arc::default(), Arc::default());
-    for _ in 0..seconds.div_ceil(ROUND.as_secs()).max(1) {
-        round(&channels, streams, Workload::Health, &check, &key, &health).await?;
-        round(&channels, streams, Workload::Check, &check, &key, &checks).await?;
-    }
-    let (health_rate, health_row) = row("grpc.health.v1 Check", &mut *health.lock().await);
-    let (check_rate, check_row) = row("CheckPermission", &mut *checks.lock().await);
     println!("{connections} connections x {streams} streams, {seconds} s of each workload");
-    println!("| workload | calls/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|");
-    println!("{health_row}");
-    println!("{check_row}");
-    println!("check/health: {:.3}", check_rate / health_rate);
+    println!("| users | workload | calls/s | p50 ms | p99 ms | errors |");
+    println!("|---|---|---|---|---|---|");
+    let mut points = Vec::new();
+    for size in sizes {
+        let users = Arc::new(match &database {
+            Some(database) if size > 0 => seed(database, &organization, size).await?,
+            _ => Vec::new(),
+        });
+        let check = v1::CheckPermissionRequest {
+            organization_id: organization.clone(),
+            user_id: owner.clone(),
+            permission: if users.is_empty() {
+                "payments.refund"
+            } else {
+                "payments.read"
+            }
+            .into(),
+            ..Default::default()
+        };
+        let (health, checks) = (Arc::default(), Arc::default());
+        for _ in 0..seconds.div_ceil(ROUND.as_secs()).max(1) {
+            round(
+                &channels,
+                streams,
+                Workload::Health,
+                &check,
+                &users,
+                &key,
+                &health,
+            )
+            .await?;
+            round(
+                &channels,
+                streams,
+                Workload::Check,
+                &check,
+                &users,
+                &key,
+                &checks,
+            )
+            .await?;
+        }
+        let (health_rate, health_p99, health_row) =
+            row("grpc.health.v1 Check", &mut *health.lock().await);
+        let (check_rate, check_p99, check_row) = row("CheckPermission", &mut *checks.lock().await);
+        let shown = size.max(1);
+        println!("| {shown} {health_row}");
+        println!("| {shown} {check_row}");
+        println!(
+            "check/health at {shown} users: {:.3} (p99 {:.2}x)",
+            check_rate / health_rate,
+            check_p99 / health_p99
+        );
+        points.push(Point {
+            users: shown,
+            health: (health_rate, health_p99),
+            check: (check_rate, check_p99),
+        });
+    }
+    if let Some(path) = args.get(7) {
+        chart(path, &points)?;
+        println!("chart: {path}");
+    }
     Ok(())
 }

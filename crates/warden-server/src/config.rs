@@ -26,7 +26,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`: `postgres://…` or `sqlite://…`; unset means `sqlite://<data_dir>/warden.db`.
     pub database_url: Option<String>,
-    /// `REDIS_URL`: reserved for a shared decision cache; each replica caches in process today.
+    /// `REDIS_URL`: the shared second level of the subject cache (`redis://…`, or a Redis Cluster's
+    /// seed nodes separated by commas); unset, each replica caches in process only.
     pub redis_url: Option<String>,
     /// `WARDEN_OPERATOR_TOKEN`: unset means generated once into `<data_dir>/operator-token` (mode 0600).
     pub operator_token: Option<Secret>,

@@ -90,6 +90,7 @@ async fn a_check_continues_the_callers_trace_and_its_metrics_reach_the_collector
     let db = TestDatabase::fresh().await;
     let server = TestServer::start_with(db, |config| {
         config.otel_exporter_otlp_endpoint = Some(endpoint);
+        config.otel_bsp_schedule_delay = 50; // Spans leave while the server runs, not only at stop.
         config.failed_authentication_per_minute = 1; // Junk keys are soon throttled.
     })
     .await;
@@ -117,7 +118,18 @@ async fn a_check_continues_the_callers_trace_and_its_metrics_reach_the_collector
         codes.push(junk.code());
     }
     assert_eq!(codes.last(), Some(&Code::ResourceExhausted), "{codes:?}");
-    server.stop().await; // Shutdown flushes what is buffered: everything has been exported now.
+    // An RPC's span ends when its response is done, which may be after the client has it: wait
+    // for the check's span to be exported before stopping (bounded), rather than race the flush.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && !collector.spans.lock().unwrap().iter().any(|span| {
+            span.name == "warden.v1.AuthorizationService/CheckPermission"
+                && hex(&span.trace_id) == TRACE_ID
+        })
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.stop().await; // Shutdown flushes what is still buffered, the metrics included.
 
     let spans = collector.spans.lock().unwrap().clone();
     let rpc = spans

@@ -113,6 +113,28 @@ struct Revisions {
     organizations: HashMap<OrganizationId, i64>,
 }
 
+impl Revisions {
+    /// Raises an organisation's revision (every organisation's for `None`: the predefined-role
+    /// sync) and the latest revision to `revision`.
+    fn raise(&mut self, organization: Option<OrganizationId>, revision: i64) {
+        match organization {
+            Some(organization) => {
+                let entry = self.organizations.entry(organization).or_insert(revision);
+                *entry = (*entry).max(revision);
+            }
+            None => self
+                .organizations
+                .values_mut()
+                .for_each(|known| *known = (*known).max(revision)),
+        }
+        self.raise_latest(revision);
+    }
+
+    fn raise_latest(&mut self, revision: i64) {
+        self.latest = Some(self.latest.map_or(revision, |latest| latest.max(revision)));
+    }
+}
+
 impl Known {
     /// The organisation's revision from the copy, when `consistency` allows using it now.
     fn revision(&self, organization: OrganizationId, consistency: Consistency) -> Option<i64> {
@@ -224,42 +246,29 @@ impl Authorizer {
             Some(latest) => self.source.changes_after(latest, CHANGES_PER_POLL).await?,
             None => Vec::new(),
         };
-        if latest.is_none() || changes.len() as u64 >= CHANGES_PER_POLL {
-            let (latest, organizations) = self.source.revisions().await?;
-            let mut known = self
-                .known
-                .revisions
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            known.latest = Some(latest.max(known.latest.unwrap_or(0)));
-            for (organization, revision) in organizations {
-                let entry = known.organizations.entry(organization).or_insert(revision);
-                *entry = (*entry).max(revision);
-            }
-        } else {
-            let mut known = self
-                .known
-                .revisions
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for change in changes {
-                match change.organization {
-                    Some(organization) => {
-                        let entry = known
-                            .organizations
-                            .entry(organization)
-                            .or_insert(change.revision);
-                        *entry = (*entry).max(change.revision);
-                    }
-                    // A change to every organisation (the predefined roles) sets them all.
-                    None => known
-                        .organizations
-                        .values_mut()
-                        .for_each(|revision| *revision = (*revision).max(change.revision)),
+        let full = match latest.is_none() || changes.len() as u64 >= CHANGES_PER_POLL {
+            true => Some(self.source.revisions().await?),
+            false => None,
+        };
+        let mut known = self
+            .known
+            .revisions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match full {
+            Some((latest, organizations)) => {
+                for (organization, revision) in organizations {
+                    known.raise(Some(organization), revision);
                 }
-                known.latest = Some(change.revision.max(known.latest.unwrap_or(0)));
+                known.raise_latest(latest);
+            }
+            None => {
+                for change in changes {
+                    known.raise(change.organization, change.revision);
+                }
             }
         }
+        drop(known);
         let mut polled = self
             .known
             .polled

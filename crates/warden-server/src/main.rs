@@ -46,21 +46,26 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match signal::unix::signal(signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+/// Registers for SIGTERM now, before `serve` logs that it is serving: a SIGTERM sent as soon as the
+/// server announces itself must reach the graceful shutdown, not the default action that kills it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let terminate = signal::unix::signal(signal::unix::SignalKind::terminate());
+    async move {
+        let terminate = async {
+            match terminate {
+                Ok(mut stream) => {
+                    stream.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+        };
+        tokio::select! {
+            _ = signal::ctrl_c() => {}
+            _ = terminate => {}
         }
-    };
-    tokio::select! {
-        _ = signal::ctrl_c() => {}
-        _ = terminate => {}
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

@@ -118,6 +118,13 @@ async fn no_redis_fault_changes_an_answer_or_holds_a_check() {
     };
     assert!(answer().await, "warm");
 
+    let slow = redis.slow(Duration::from_secs(2));
+    for _ in 0..3 {
+        let expected = flip().await;
+        assert_eq!(answer().await, expected, "redis slow");
+    }
+    slow.join().expect("the slow thread");
+
     redis.pause();
     let expected = flip().await;
     assert_eq!(answer().await, expected, "redis paused");

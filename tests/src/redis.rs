@@ -40,6 +40,7 @@ impl TestRedis {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--dir", self.dir.to_str().expect("utf-8 dir")])
             .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"]) // `slow` uses DEBUG SLEEP.
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -60,6 +61,20 @@ impl TestRedis {
             .output()
             .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
             .unwrap_or_default()
+    }
+
+    /// Makes every answer late for `total`: a thread keeps the server busy in `DEBUG SLEEP 0.1`,
+    /// so each command waits up to 100 ms and then is answered. Join the handle to end it.
+    pub fn slow(&self, total: Duration) -> std::thread::JoinHandle<()> {
+        let port = self.port.to_string();
+        std::thread::spawn(move || {
+            let until = Instant::now() + total;
+            while Instant::now() < until {
+                let _ = Command::new("redis-cli")
+                    .args(["-p", &port, "DEBUG", "SLEEP", "0.1"])
+                    .output();
+            }
+        })
     }
 
     /// SIGSTOP: the port stays open and nothing answers, like a hung server.

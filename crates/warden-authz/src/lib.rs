@@ -12,7 +12,10 @@
 use std::{
     collections::{BTreeSet, HashMap},
     hash::Hash,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -39,20 +42,30 @@ pub struct Check {
     pub explain: bool,
 }
 
-/// Entries kept per map before it is emptied (a flood of distinct users only costs reloads).
-const MAX_CACHED: usize = 100_000;
+/// Subjects kept in memory by default (`Authorizer::with_capacity`).
+pub const DEFAULT_CACHED_SUBJECTS: usize = 100_000;
+
+/// Organisations' trees kept in memory.
+const CACHED_TREES: usize = 100_000;
 
 /// Values tagged with the revision they were loaded at; a newer revision replaces an older one.
-struct AtRevision<K, V>(Mutex<HashMap<K, (i64, Arc<V>)>>);
+/// Full, the map is emptied: a flood of distinct keys only costs reloads, never unbounded memory.
+struct AtRevision<K, V> {
+    map: Mutex<HashMap<K, (i64, Arc<V>)>>,
+    capacity: usize,
+}
 
 impl<K: Eq + Hash, V> AtRevision<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 
     fn get(&self, key: &K, revision: i64) -> Option<Arc<V>> {
         let map = self
-            .0
+            .map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Loaded at the revision or after it: fresher than asked is as good.
@@ -63,10 +76,10 @@ impl<K: Eq + Hash, V> AtRevision<K, V> {
 
     fn put(&self, key: K, revision: i64, value: Arc<V>) {
         let mut map = self
-            .0
+            .map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if map.len() >= MAX_CACHED {
+        if map.len() >= self.capacity {
             map.clear();
         }
         match map.get(&key) {
@@ -101,8 +114,10 @@ const CHANGES_PER_POLL: u64 = 1000;
 /// This replica's copy of every organisation's revision, and when it was last known current.
 struct Known {
     revisions: RwLock<Revisions>,
-    /// When the last successful poll started: everything committed before it is in `revisions`.
-    polled: Mutex<Option<Instant>>,
+    /// When the last successful poll started, in nanoseconds after `base` plus one (0: never):
+    /// everything committed before it is in `revisions`. An atomic, as every check reads it.
+    polled: AtomicU64,
+    base: Instant,
     lease: Duration,
 }
 
@@ -138,11 +153,13 @@ impl Revisions {
 impl Known {
     /// The organisation's revision from the copy, when `consistency` allows using it now.
     fn revision(&self, organization: OrganizationId, consistency: Consistency) -> Option<i64> {
-        let age = self
-            .polled
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .map(|started| started.elapsed())?;
+        let age = match self.polled.load(Ordering::Acquire) {
+            0 => return None,
+            since_base => self
+                .base
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(since_base - 1)),
+        };
         let revisions = self
             .revisions
             .read()
@@ -198,15 +215,23 @@ impl Authorizer {
         Self {
             source,
             catalogue,
-            trees: Arc::new(AtRevision::new()),
-            subjects: Arc::new(AtRevision::new()),
+            trees: Arc::new(AtRevision::new(CACHED_TREES)),
+            subjects: Arc::new(AtRevision::new(DEFAULT_CACHED_SUBJECTS)),
             shared: None,
             known: Arc::new(Known {
                 revisions: RwLock::new(Revisions::default()),
-                polled: Mutex::new(None),
+                polled: AtomicU64::new(0),
+                base: Instant::now(),
                 lease,
             }),
         }
+    }
+
+    /// How many compiled subjects this replica keeps in memory: enough for every user that checks
+    /// often, or the ones beyond it are reloaded (from Redis when there is one).
+    pub fn with_capacity(mut self, subjects: usize) -> Self {
+        self.subjects = Arc::new(AtRevision::new(subjects.max(1)));
+        self
     }
 
     /// Adds the shared second level of the subject cache.
@@ -269,12 +294,10 @@ impl Authorizer {
             }
         }
         drop(known);
-        let mut polled = self
-            .known
+        let since_base = started.duration_since(self.known.base).as_nanos() as u64;
+        self.known
             .polled
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *polled = Some(polled.map_or(started, |previous| previous.max(started)));
+            .fetch_max(since_base + 1, Ordering::Release);
         Ok(())
     }
 

@@ -77,6 +77,9 @@ pub struct Config {
     /// `WARDEN_REDIS_TIMEOUT_MS`: the longest a check waits on Redis (connect or answer) before it
     /// loads from the database instead; 1 to 10000, default 50.
     pub redis_timeout_ms: u64,
+    /// `WARDEN_CACHE_SUBJECTS`: compiled subjects each replica keeps in memory (a few hundred
+    /// bytes each); past it the cache starts again empty. Size it to the users that check often.
+    pub cache_subjects: usize,
     /// `WARDEN_SSO_MAX_ID_TOKEN_AGE_SECONDS`: an SSO ID token whose `iat` is older than this (plus
     /// the 30 s leeway) is refused, however late its `exp`; 1 to 86400.
     pub sso_max_id_token_age_seconds: u64,
@@ -178,6 +181,7 @@ impl Default for Config {
             janitor_interval_ms: 5 * 60 * 1000,
             commit_wait_ms: 50,
             redis_timeout_ms: 50,
+            cache_subjects: warden_authz::DEFAULT_CACHED_SUBJECTS,
             sso_max_id_token_age_seconds: 600,
             email_conflicts_per_hour: 5,
             account_free_failures: 4,
@@ -320,6 +324,9 @@ impl Config {
         }
         if !(1..=10_000).contains(&config.redis_timeout_ms) {
             return Err("redis_timeout_ms: must be 1 to 10000".to_owned());
+        }
+        if !(1..=100_000_000).contains(&config.cache_subjects) {
+            return Err("cache_subjects: must be 1 to 100000000".to_owned());
         }
         if !(2..=10_000).contains(&config.commit_wait_ms) {
             return Err("commit_wait_ms: must be 2 to 10000".to_owned());

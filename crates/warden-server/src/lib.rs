@@ -303,7 +303,8 @@ async fn start(
         source,
         catalogue.clone(),
         Duration::from_millis(config.commit_wait_ms),
-    );
+    )
+    .with_capacity(config.cache_subjects);
     if let Some(url) = &config.redis_url {
         let timeout = Duration::from_millis(config.redis_timeout_ms);
         authorizer = authorizer.with_shared(Arc::new(RedisCache::new(url, timeout)?));

@@ -402,7 +402,7 @@ async fn a_write_consistency_token_is_honoured_by_the_next_lookup() {
     let found = client.lookup_subjects(request).await.unwrap().into_inner();
     assert_eq!(
         found.user_ids,
-        [org.owner_id.clone()],
+        std::slice::from_ref(&org.owner_id),
         "the suspended analyst is gone"
     );
 }

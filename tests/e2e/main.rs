@@ -12,6 +12,7 @@ mod errors;
 mod groups;
 mod health;
 mod janitor;
+mod lookups;
 mod notifications;
 mod organizations;
 mod ownership;

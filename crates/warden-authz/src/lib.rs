@@ -27,7 +27,7 @@ use warden_core::{
     catalogue::Catalogue,
     compiled::{CompiledSubject, CompiledTree},
     decision::{self, Decision, EntityTree, Subject, Target},
-    ids::{OrganizationId, PermissionKey, UserId},
+    ids::{EntityId, OrganizationId, PermissionKey, UserId},
     ports::SubjectSource,
 };
 
@@ -47,6 +47,22 @@ pub const DEFAULT_CACHED_SUBJECTS: usize = 100_000;
 
 /// Organisations' trees kept in memory.
 const CACHED_TREES: usize = 100_000;
+
+/// One page of a lookup (SPEC §5): what was found, ascending, and where the next page starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupPage<T> {
+    pub items: Vec<T>,
+    /// Pass it as `after` to get the next page; `None` on the last page. A page may hold fewer
+    /// items than asked, even none, and still have a next one: a page examines a bounded number of
+    /// users.
+    pub next: Option<T>,
+}
+
+/// Users a subject lookup examines per batch: one id query and one subject load for the misses.
+const LOOKUP_BATCH: u64 = 500;
+/// Users one page of a subject lookup examines at most, so a page costs a bounded number of
+/// queries however few users match; the page then ends early with `next` set.
+const LOOKUP_SCAN: usize = 10_000;
 
 /// Values tagged with the revision they were loaded at; a newer revision replaces an older one.
 /// Full, the map is emptied: a flood of distinct keys only costs reloads, never unbounded memory.
@@ -367,6 +383,107 @@ impl Authorizer {
         ))
     }
 
+    /// The organisation's users allowed `permission` on `target` (a catalogue key, or
+    /// INVALID_ARGUMENT `permission`), ascending, after `after`, at most `limit` (at least 1): the
+    /// users for whom `check` answers allowed, at one revision as `consistency` asks. Users are read
+    /// in batches and their subjects loaded together (after the caches), never one query per user.
+    /// An entity outside the organisation's tree allows no one, as in `check`. NOT_FOUND for an
+    /// organisation that does not exist.
+    pub async fn lookup_subjects(
+        &self,
+        organization: OrganizationId,
+        permission: &PermissionKey,
+        target: Target,
+        after: Option<UserId>,
+        limit: usize,
+        consistency: Consistency,
+    ) -> Result<LookupPage<UserId>, Error> {
+        let position = self.position(permission)?;
+        let limit = limit.max(1);
+        let (revision, tree) = self.tree(organization, consistency).await?;
+        let mut items = Vec::new();
+        let mut cursor = after;
+        let mut scanned = 0;
+        loop {
+            let batch = self
+                .source
+                .user_ids(organization, cursor, LOOKUP_BATCH)
+                .await?;
+            let subjects = self.subjects(organization, revision, &tree, &batch).await?;
+            for user in &batch {
+                if subjects
+                    .get(user)
+                    .is_some_and(|subject| subject.allows(target, position))
+                {
+                    if items.len() == limit {
+                        // One more than the page: the next page starts after the page's last.
+                        let next = items.last().copied();
+                        return Ok(LookupPage { items, next });
+                    }
+                    items.push(*user);
+                }
+            }
+            scanned += batch.len();
+            cursor = batch.last().copied().or(cursor);
+            if (batch.len() as u64) < LOOKUP_BATCH {
+                return Ok(LookupPage { items, next: None });
+            }
+            if scanned >= LOOKUP_SCAN {
+                return Ok(LookupPage {
+                    items,
+                    next: cursor,
+                });
+            }
+        }
+    }
+
+    /// The entities of the organisation on which `user` is allowed `permission` (a catalogue key,
+    /// or INVALID_ARGUMENT `permission`), ascending, after `after`, at most `limit` (at least 1):
+    /// the entities for which `check` answers allowed, walked in the user's compiled subject at one
+    /// revision as `consistency` asks. The organisation itself is not listed. A user outside the
+    /// organisation, or not active, is allowed none. NOT_FOUND for an organisation that does not
+    /// exist.
+    pub async fn lookup_resources(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        permission: &PermissionKey,
+        after: Option<EntityId>,
+        limit: usize,
+        consistency: Consistency,
+    ) -> Result<LookupPage<EntityId>, Error> {
+        let position = self.position(permission)?;
+        let limit = limit.max(1);
+        let (revision, tree) = self.tree(organization, consistency).await?;
+        let subjects = self
+            .subjects(organization, revision, &tree, &[user])
+            .await?;
+        let mut items: Vec<EntityId> = subjects
+            .get(&user)
+            .map(|subject| {
+                subject
+                    .allowed_entities(position, after)
+                    .take(limit + 1)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next = match items.len() > limit {
+            true => {
+                items.truncate(limit);
+                items.last().copied()
+            }
+            false => None,
+        };
+        Ok(LookupPage { items, next })
+    }
+
+    /// The catalogue position a lookup reads; a key outside the catalogue cannot be looked up.
+    fn position(&self, permission: &PermissionKey) -> Result<usize, Error> {
+        self.catalogue
+            .position(permission)
+            .ok_or_else(|| Error::invalid("permission", "unknown key"))
+    }
+
     /// What a write-path rule decides on (the acting rule, no escalation, who may read whom): the
     /// tree and the subjects of `users` at the organisation's current revision, read from the
     /// database by this call, served from the same caches as checks when they are that fresh.
@@ -484,6 +601,8 @@ mod tests {
         loads: AtomicUsize,
         revision_reads: AtomicUsize,
         holdings: Vec<Holding>,
+        /// The organisation's users, ascending, for lookups.
+        users: Vec<UserId>,
     }
 
     fn catalogue() -> Arc<Catalogue> {
@@ -528,6 +647,20 @@ mod tests {
         async fn load_entity_tree(&self, _: OrganizationId) -> Result<EntityTree, Error> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             Ok(EntityTree::default())
+        }
+        async fn user_ids(
+            &self,
+            _: OrganizationId,
+            after: Option<UserId>,
+            limit: u64,
+        ) -> Result<Vec<UserId>, Error> {
+            Ok(self
+                .users
+                .iter()
+                .filter(|user| after.is_none_or(|after| **user > after))
+                .take(limit as usize)
+                .copied()
+                .collect())
         }
         async fn revision(&self, _: OrganizationId) -> Result<Option<i64>, Error> {
             self.revision_reads.fetch_add(1, Ordering::SeqCst);
@@ -684,5 +817,59 @@ mod tests {
                 (true, "allowed by a direct permission on all entities"),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_subject_lookup_pages_through_every_user_loading_them_in_batches() {
+        let mut users: Vec<UserId> = (0..1200).map(|_| UserId::generate()).collect();
+        users.sort();
+        let source = Arc::new(Counting {
+            holdings: vec![Holding {
+                source: Source::Direct,
+                scope: Scope::All,
+                permissions: [PermissionKey::new("payments.read")].into(),
+            }],
+            users: users.clone(),
+            ..Counting::default()
+        });
+        let authorizer = Authorizer::new(source.clone(), catalogue(), Duration::from_secs(60));
+        let lookup = async |permission: &str, after| {
+            let permission = PermissionKey::new(permission);
+            authorizer
+                .lookup_subjects(
+                    ORGANIZATION,
+                    &permission,
+                    Target::Organization,
+                    after,
+                    300,
+                    Consistency::Full,
+                )
+                .await
+        };
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = lookup("payments.read", after).await.unwrap();
+            assert!(page.items.len() <= 300);
+            seen.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, users, "every user once, in order");
+        assert!(
+            source.loads.load(Ordering::SeqCst) <= 6,
+            "a tree and a load per batch of misses, not per user"
+        );
+        let none = lookup("payments.refund", None).await.unwrap();
+        assert_eq!(
+            none,
+            LookupPage {
+                items: Vec::new(),
+                next: None
+            }
+        );
+        let unknown = lookup("payments.teleport", None).await.unwrap_err();
+        assert_eq!(unknown.to_string(), "permission: unknown key");
     }
 }

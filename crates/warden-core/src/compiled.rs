@@ -21,6 +21,8 @@ pub struct CompiledTree {
     tree: EntityTree,
     /// Positions follow the order of entity ids, so the same tree always compiles the same way.
     positions: HashMap<EntityId, u32, BuildHasherDefault<IdHasher>>,
+    /// The entity at each position: the tree's ids, ascending.
+    order: Box<[EntityId]>,
     /// The positions of the segments of each legal entity, keyed by whatever parent a segment names
     /// (`decide` follows a segment's parent even when that parent is not in the tree).
     segments: HashMap<EntityId, Vec<u32>>,
@@ -33,6 +35,7 @@ impl CompiledTree {
         let mut positions = HashMap::default();
         positions.reserve(entities.len());
         let mut segments: HashMap<EntityId, Vec<u32>> = HashMap::new();
+        let order = entities.iter().map(|(entity, _)| *entity).collect();
         for (position, (entity, parent)) in (0u32..).zip(entities) {
             positions.insert(entity, position);
             if let Some(parent) = parent {
@@ -42,6 +45,7 @@ impl CompiledTree {
         Self {
             tree,
             positions,
+            order,
             segments,
         }
     }
@@ -269,6 +273,29 @@ impl CompiledSubject {
             .collect()
     }
 
+    /// The entities of the tree on which the permission at catalogue `position` is allowed, in id
+    /// order, starting after `after`: what `check` allows on each entity, without asking each.
+    pub fn allowed_entities(
+        &self,
+        position: usize,
+        after: Option<EntityId>,
+    ) -> impl Iterator<Item = EntityId> + '_ {
+        let order: &[EntityId] = &self.tree.order;
+        let past = |entity: &EntityId| after.is_some_and(|after| *entity <= after);
+        let (everywhere, rows): (&[EntityId], &[u32]) = match self.standing {
+            Err(_) => (&[], &[]),
+            Ok(()) if self.holds(EVERYWHERE, position) => (order, &[]),
+            Ok(()) => (&[], &self.rows[..]),
+        };
+        let from_rows = rows.partition_point(|at| past(&order[*at as usize]));
+        let from_everywhere = everywhere.partition_point(past);
+        everywhere[from_everywhere..].iter().copied().chain(
+            (from_rows..rows.len())
+                .filter(move |row| self.holds(FIRST_ENTITY + row, position))
+                .map(move |row| order[rows[row] as usize]),
+        )
+    }
+
     fn holds(&self, row: usize, position: usize) -> bool {
         let word = position / 64;
         word < self.words
@@ -449,6 +476,20 @@ mod tests {
                     .filter(|key| catalogue.position(key).is_some())
                     .collect();
                 prop_assert_eq!(effective, expected);
+            }
+            for (position, permission) in catalogue.permissions().iter().enumerate() {
+                let mut entities: Vec<_> = tree.entities().map(|(entity, _)| entity).collect();
+                entities.sort();
+                let expected: Vec<_> = entities
+                    .iter()
+                    .copied()
+                    .filter(|entity| decision::decide(subject.as_ref(), &permission.key, Target::Entity(*entity), &tree).allowed)
+                    .collect();
+                prop_assert_eq!(compiled.allowed_entities(position, None).collect::<Vec<_>>(), expected.clone());
+                for after in entities {
+                    let rest: Vec<_> = expected.iter().copied().filter(|entity| *entity > after).collect();
+                    prop_assert_eq!(compiled.allowed_entities(position, Some(after)).collect::<Vec<_>>(), rest);
+                }
             }
         }
     }

@@ -555,6 +555,14 @@ pub trait SubjectSource: Send + Sync {
         organization: OrganizationId,
         users: &[UserId],
     ) -> Result<Vec<(UserId, Option<Subject>)>, Error>;
+    /// The ids of the organisation's users after `after`, ascending, at most `limit`: the
+    /// candidates a lookup of subjects pages through, a batch at a time.
+    async fn user_ids(
+        &self,
+        organization: OrganizationId,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> Result<Vec<UserId>, Error>;
     /// The organisation's revision: the last revision that changed it; `None` when there is no
     /// such organisation.
     async fn revision(&self, organization: OrganizationId) -> Result<Option<i64>, Error>;

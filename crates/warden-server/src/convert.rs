@@ -211,6 +211,17 @@ impl Page {
         };
         (rows, next)
     }
+
+    /// The next page token of a list that pages itself (the authorizer's lookups): resume after
+    /// `key`, or empty on the last page.
+    pub fn resume_after(key: Option<String>) -> String {
+        key.map_or_else(String::new, |key| page_token(&key))
+    }
+
+    /// The page's size as a count of items.
+    pub fn size(&self) -> usize {
+        usize::try_from(self.limit).unwrap_or(usize::MAX)
+    }
 }
 
 /// A page token carries the last item's sort key; the version prefix lets the format change later.

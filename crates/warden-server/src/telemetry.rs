@@ -334,6 +334,18 @@ impl SubjectSource for TracedSource {
             .await
     }
 
+    async fn user_ids(
+        &self,
+        organization: OrganizationId,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> Result<Vec<UserId>, Error> {
+        self.0
+            .user_ids(organization, after, limit)
+            .instrument(tracing::info_span!("db.user_ids", otel.kind = "client"))
+            .await
+    }
+
     async fn revision(&self, organization: OrganizationId) -> Result<Option<i64>, Error> {
         self.0
             .revision(organization)

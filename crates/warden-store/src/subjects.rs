@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use warden_core::{
     Error,
     decision::{EntityTree, Holding, Source, Subject},
@@ -52,6 +52,31 @@ impl SubjectSource for SqlStore {
         let subjects = subjects(&snapshot, organization, users).await?;
         snapshot.commit().await.map_err(internal)?;
         Ok(subjects)
+    }
+
+    async fn user_ids(
+        &self,
+        organization: OrganizationId,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> Result<Vec<UserId>, Error> {
+        let mut query = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::OrganizationId.eq(organization.to_string()));
+        if let Some(after) = after {
+            query = query.filter(users::Column::Id.gt(after.to_string()));
+        }
+        query
+            .order_by_asc(users::Column::Id)
+            .limit(limit)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(|id| Ok(UserId(uuid(id)?)))
+            .collect()
     }
 
     async fn revisions(&self) -> Result<(i64, Vec<(OrganizationId, i64)>), Error> {

@@ -3,13 +3,13 @@ use tonic::{Request, Response, Status};
 use warden_authz::Check;
 use warden_core::{
     Error,
-    ids::{OrganizationId, UserId},
+    ids::{EntityId, OrganizationId, UserId},
 };
 use warden_proto::v1::{self, authorization_service_server::AuthorizationService};
 
 use crate::{
     call::call,
-    convert,
+    convert::{self, Page},
     state::{Caller, Shared},
     status::to_status,
     telemetry,
@@ -47,6 +47,26 @@ impl AuthorizationService for Authorization {
         request: Request<v1::ListEffectivePermissionsRequest>,
     ) -> Result<Response<v1::ListEffectivePermissionsResponse>, Status> {
         self.effective(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn lookup_subjects(
+        &self,
+        request: Request<v1::LookupSubjectsRequest>,
+    ) -> Result<Response<v1::LookupSubjectsResponse>, Status> {
+        self.subjects(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn lookup_resources(
+        &self,
+        request: Request<v1::LookupResourcesRequest>,
+    ) -> Result<Response<v1::LookupResourcesResponse>, Status> {
+        self.resources(request)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -170,6 +190,72 @@ impl Authorization {
         permissions.sort_by_key(|key| self.0.catalogue.position(key).unwrap_or(usize::MAX));
         Ok(v1::ListEffectivePermissionsResponse {
             permissions: permissions.into_iter().map(|key| key.to_string()).collect(),
+        })
+    }
+
+    async fn subjects(
+        &self,
+        request: Request<v1::LookupSubjectsRequest>,
+    ) -> Result<v1::LookupSubjectsResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+        let permission = self
+            .0
+            .catalogue
+            .parse_key("permission", &input.permission)?;
+        let target = convert::target(&input.entity_id)?;
+        let consistency = convert::consistency(input.consistency.as_ref())?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let after = page.after_as(|key| UserId::parse("page_token", key))?;
+        ensure_caller_may_ask(&call.caller, organization)?;
+        let found = self
+            .0
+            .authorizer
+            .lookup_subjects(
+                organization,
+                &permission,
+                target,
+                after,
+                page.size(),
+                consistency,
+            )
+            .await?;
+        Ok(v1::LookupSubjectsResponse {
+            user_ids: found.items.iter().map(ToString::to_string).collect(),
+            next_page_token: Page::resume_after(found.next.map(|user| user.to_string())),
+        })
+    }
+
+    async fn resources(
+        &self,
+        request: Request<v1::LookupResourcesRequest>,
+    ) -> Result<v1::LookupResourcesResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+        let user = UserId::parse("user_id", &input.user_id)?;
+        let permission = self
+            .0
+            .catalogue
+            .parse_key("permission", &input.permission)?;
+        let consistency = convert::consistency(input.consistency.as_ref())?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let after = page.after_as(|key| EntityId::parse("page_token", key))?;
+        ensure_caller_may_ask(&call.caller, organization)?;
+        let found = self
+            .0
+            .authorizer
+            .lookup_resources(
+                organization,
+                user,
+                &permission,
+                after,
+                page.size(),
+                consistency,
+            )
+            .await?;
+        Ok(v1::LookupResourcesResponse {
+            entity_ids: found.items.iter().map(ToString::to_string).collect(),
+            next_page_token: Page::resume_after(found.next.map(|entity| entity.to_string())),
         })
     }
 }

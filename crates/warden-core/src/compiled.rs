@@ -24,6 +24,8 @@ pub struct CompiledTree {
     /// The positions of the segments of each legal entity, keyed by whatever parent a segment names
     /// (`decide` follows a segment's parent even when that parent is not in the tree).
     segments: HashMap<EntityId, Vec<u32>>,
+    /// Per position: archived, or a segment of an archived legal entity (`EntityTree::is_archived`).
+    archived: Box<[bool]>,
 }
 
 impl CompiledTree {
@@ -33,6 +35,10 @@ impl CompiledTree {
         let mut positions = HashMap::default();
         positions.reserve(entities.len());
         let mut segments: HashMap<EntityId, Vec<u32>> = HashMap::new();
+        let archived = entities
+            .iter()
+            .map(|(entity, _)| tree.is_archived(entity))
+            .collect();
         for (position, (entity, parent)) in (0u32..).zip(entities) {
             positions.insert(entity, position);
             if let Some(parent) = parent {
@@ -43,6 +49,7 @@ impl CompiledTree {
             tree,
             positions,
             segments,
+            archived,
         }
     }
 
@@ -108,6 +115,7 @@ pub enum Denial {
     SecondFactorRequired,
     UserNotActive,
     EntityNotFound,
+    EntityArchived,
     /// The permission is held, on other entities only.
     HeldElsewhere,
     NotHeld,
@@ -121,6 +129,7 @@ impl Denial {
             Denial::SecondFactorRequired => "second factor required".into(),
             Denial::UserNotActive => "user is not active".into(),
             Denial::EntityNotFound => "entity not found in the organization".into(),
+            Denial::EntityArchived => "entity is archived".into(),
             Denial::HeldElsewhere => format!("{permission} is held, but not on this entity"),
             Denial::NotHeld => format!("no grant includes {permission}"),
         }
@@ -239,6 +248,9 @@ impl CompiledSubject {
                 let Some(at) = self.tree.positions.get(&entity) else {
                     return Verdict::Denied(Denial::EntityNotFound);
                 };
+                if self.tree.archived[*at as usize] {
+                    return Verdict::Denied(Denial::EntityArchived);
+                }
                 self.holds(EVERYWHERE, position)
                     || self
                         .rows
@@ -344,20 +356,25 @@ mod tests {
     }
 
     /// Entities 1..=12: legal entities, segments of them, and now and then a segment whose parent
-    /// is a segment, itself, or not in the tree, since `decide` must be matched on any tree.
+    /// is a segment, itself, or not in the tree, since `decide` must be matched on any tree; some
+    /// of them (or of the ids outside it) archived.
     fn any_tree() -> impl Strategy<Value = EntityTree> {
-        proptest::collection::btree_map(
-            1u128..=12,
-            prop_oneof![3 => Just(None), 3 => (1u128..=12).prop_map(Some), 1 => (13u128..=15).prop_map(Some)],
-            0..10,
+        (
+            proptest::collection::btree_map(
+                1u128..=12,
+                prop_oneof![3 => Just(None), 3 => (1u128..=12).prop_map(Some), 1 => (13u128..=15).prop_map(Some)],
+                0..10,
+            ),
+            proptest::collection::btree_set(1u128..=15, 0..3),
         )
-        .prop_map(|entities| {
-            EntityTree::from_pairs(
-                entities
-                    .into_iter()
-                    .map(|(id, parent)| (entity(id), parent.map(entity))),
-            )
-        })
+            .prop_map(|(entities, archived)| {
+                EntityTree::from_pairs(
+                    entities
+                        .into_iter()
+                        .map(|(id, parent)| (entity(id), parent.map(entity))),
+                )
+                .with_archived(archived.into_iter().map(entity))
+            })
     }
 
     /// Entity ids inside and outside the tree.

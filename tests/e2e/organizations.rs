@@ -253,6 +253,7 @@ async fn entities_form_legal_entities_with_segments_and_list_in_pages() {
         organization_id: org.id.clone(),
         page_size: 1,
         page_token,
+        administrable_only: false,
     };
     let first = client.list_entities(list(String::new())).await.unwrap();
     let first = first.into_inner();

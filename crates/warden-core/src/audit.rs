@@ -32,7 +32,10 @@ macro_rules! actions {
 actions! {
     ApiKeyCreated => "api_key.created" on "api_key",
     ApiKeyRevoked => "api_key.revoked" on "api_key",
+    EntityArchived => "entity.archived" on "entity",
     EntityCreated => "entity.created" on "entity",
+    EntityRestored => "entity.restored" on "entity",
+    EntityUpdated => "entity.updated" on "entity",
     GroupCreated => "group.created" on "group",
     GroupDeleted => "group.deleted" on "group",
     GroupMemberAdded => "group.member_added" on "group",
@@ -62,6 +65,8 @@ actions! {
     SignInFailed => "user.sign_in_failed" on "user",
     SignedIn => "user.signed_in" on "user",
     SignedInWithSso => "user.signed_in_with_sso" on "user",
+    SessionRevoked => "user.session_revoked" on "session",
+    SignedOutEverywhere => "user.signed_out_everywhere" on "user",
     UserSuspended => "user.suspended" on "user",
     UserUpdated => "user.updated" on "user",
 }

@@ -26,6 +26,8 @@ pub struct CompiledTree {
     /// The positions of the segments of each legal entity, keyed by whatever parent a segment names
     /// (`decide` follows a segment's parent even when that parent is not in the tree).
     segments: HashMap<EntityId, Vec<u32>>,
+    /// Per position: archived, or a segment of an archived legal entity (`EntityTree::is_archived`).
+    archived: Box<[bool]>,
 }
 
 impl CompiledTree {
@@ -36,6 +38,10 @@ impl CompiledTree {
         positions.reserve(entities.len());
         let mut segments: HashMap<EntityId, Vec<u32>> = HashMap::new();
         let order = entities.iter().map(|(entity, _)| *entity).collect();
+        let archived = entities
+            .iter()
+            .map(|(entity, _)| tree.is_archived(entity))
+            .collect();
         for (position, (entity, parent)) in (0u32..).zip(entities) {
             positions.insert(entity, position);
             if let Some(parent) = parent {
@@ -47,6 +53,7 @@ impl CompiledTree {
             positions,
             order,
             segments,
+            archived,
         }
     }
 
@@ -112,6 +119,7 @@ pub enum Denial {
     SecondFactorRequired,
     UserNotActive,
     EntityNotFound,
+    EntityArchived,
     /// The permission is held, on other entities only.
     HeldElsewhere,
     NotHeld,
@@ -125,6 +133,7 @@ impl Denial {
             Denial::SecondFactorRequired => "second factor required".into(),
             Denial::UserNotActive => "user is not active".into(),
             Denial::EntityNotFound => "entity not found in the organization".into(),
+            Denial::EntityArchived => "entity is archived".into(),
             Denial::HeldElsewhere => format!("{permission} is held, but not on this entity"),
             Denial::NotHeld => format!("no grant includes {permission}"),
         }
@@ -243,6 +252,9 @@ impl CompiledSubject {
                 let Some(at) = self.tree.positions.get(&entity) else {
                     return Verdict::Denied(Denial::EntityNotFound);
                 };
+                if self.tree.archived[*at as usize] {
+                    return Verdict::Denied(Denial::EntityArchived);
+                }
                 self.holds(EVERYWHERE, position)
                     || self
                         .rows
@@ -371,20 +383,25 @@ mod tests {
     }
 
     /// Entities 1..=12: legal entities, segments of them, and now and then a segment whose parent
-    /// is a segment, itself, or not in the tree, since `decide` must be matched on any tree.
+    /// is a segment, itself, or not in the tree, since `decide` must be matched on any tree; some
+    /// of them (or of the ids outside it) archived.
     fn any_tree() -> impl Strategy<Value = EntityTree> {
-        proptest::collection::btree_map(
-            1u128..=12,
-            prop_oneof![3 => Just(None), 3 => (1u128..=12).prop_map(Some), 1 => (13u128..=15).prop_map(Some)],
-            0..10,
+        (
+            proptest::collection::btree_map(
+                1u128..=12,
+                prop_oneof![3 => Just(None), 3 => (1u128..=12).prop_map(Some), 1 => (13u128..=15).prop_map(Some)],
+                0..10,
+            ),
+            proptest::collection::btree_set(1u128..=15, 0..3),
         )
-        .prop_map(|entities| {
-            EntityTree::from_pairs(
-                entities
-                    .into_iter()
-                    .map(|(id, parent)| (entity(id), parent.map(entity))),
-            )
-        })
+            .prop_map(|(entities, archived)| {
+                EntityTree::from_pairs(
+                    entities
+                        .into_iter()
+                        .map(|(id, parent)| (entity(id), parent.map(entity))),
+                )
+                .with_archived(archived.into_iter().map(entity))
+            })
     }
 
     /// Entity ids inside and outside the tree.

@@ -1,6 +1,6 @@
 //! The one decision function of SPEC §5: from what a subject holds and the entity tree, decide a
 //! check. Pure, so the server, the cache and the property tests all use the same rule.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::{
     ids::{EntityId, PermissionKey, RoleId, UserId},
@@ -39,10 +39,12 @@ pub struct Subject {
     pub holdings: Vec<Holding>,
 }
 
-/// The organisation's entities: each segment's legal entity, and which entities exist.
+/// The organisation's entities: each segment's legal entity, which entities exist, and which of
+/// them are archived (no grant covers an archived entity until it is restored).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EntityTree {
     parents: HashMap<EntityId, Option<EntityId>>,
+    archived: HashSet<EntityId>,
 }
 
 impl EntityTree {
@@ -52,17 +54,39 @@ impl EntityTree {
                 .iter()
                 .map(|entity| (entity.id, entity.parent))
                 .collect(),
+            archived: entities
+                .iter()
+                .filter(|entity| entity.archived_at.is_some())
+                .map(|entity| entity.id)
+                .collect(),
         }
     }
 
     pub fn from_pairs(pairs: impl IntoIterator<Item = (EntityId, Option<EntityId>)>) -> Self {
         Self {
             parents: pairs.into_iter().collect(),
+            archived: HashSet::new(),
         }
+    }
+
+    /// The same tree with `archived` marked archived.
+    pub fn with_archived(mut self, archived: impl IntoIterator<Item = EntityId>) -> Self {
+        self.archived.extend(archived);
+        self
+    }
+
+    /// The entity is archived, or is a segment of an archived legal entity.
+    pub fn is_archived(&self, entity: &EntityId) -> bool {
+        self.lineage(entity).any(|id| self.archived.contains(&id))
     }
 
     pub fn contains(&self, entity: &EntityId) -> bool {
         self.parents.contains_key(entity)
+    }
+
+    /// A segment's legal entity; `None` for a legal entity or an unknown id.
+    pub fn parent(&self, entity: &EntityId) -> Option<EntityId> {
+        self.parents.get(entity).copied().flatten()
     }
 
     pub fn is_segment(&self, entity: &EntityId) -> bool {
@@ -129,10 +153,13 @@ pub fn decide(
         UserStatus::Locked => return deny("second factor required".into()),
         _ => return deny("user is not active".into()),
     }
-    if let Target::Entity(entity) = target
-        && !tree.contains(&entity)
-    {
-        return deny("entity not found in the organization".into());
+    if let Target::Entity(entity) = target {
+        if !tree.contains(&entity) {
+            return deny("entity not found in the organization".into());
+        }
+        if tree.is_archived(&entity) {
+            return deny("entity is archived".into());
+        }
     }
     let granting = subject.holdings.iter().find(|holding| {
         holding.permissions.contains(permission) && holding.scope.covers(target, tree)
@@ -163,7 +190,7 @@ pub fn effective_permissions(
         return BTreeSet::new();
     };
     if let Target::Entity(entity) = target
-        && !tree.contains(&entity)
+        && (!tree.contains(&entity) || tree.is_archived(&entity))
     {
         return BTreeSet::new();
     }
@@ -279,6 +306,26 @@ mod tests {
             "user is not active"
         );
         assert!(!decide(None, &refund, Target::Organization, &tree()).allowed);
+    }
+
+    #[test]
+    fn an_archived_entity_and_its_segments_are_covered_by_nothing_until_restored() {
+        let user = subject(vec![holding(&["payments.read"], Scope::All)]);
+        let read = PermissionKey::new("payments.read");
+        let archived = tree().with_archived([entity(1)]);
+        for target in [entity(1), entity(11)] {
+            let decision = decide(Some(&user), &read, Target::Entity(target), &archived);
+            assert_eq!(
+                (decision.allowed, decision.reason.as_str()),
+                (false, "entity is archived")
+            );
+            assert!(
+                effective_permissions(Some(&user), Target::Entity(target), &archived).is_empty()
+            );
+            assert!(decide(Some(&user), &read, Target::Entity(target), &tree()).allowed);
+        }
+        assert!(decide(Some(&user), &read, Target::Entity(entity(2)), &archived).allowed);
+        assert!(decide(Some(&user), &read, Target::Organization, &archived).allowed);
     }
 
     fn any_scope() -> impl Strategy<Value = Scope> {

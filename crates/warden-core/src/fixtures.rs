@@ -47,6 +47,7 @@ pub fn user() -> User {
         direct_grants: vec![],
         created_at: at(0),
         last_login_at: None,
+        last_active_at: None,
         invitation_expires_at: None,
     }
 }

@@ -160,8 +160,8 @@ fn ensure_known_permission(
         })
 }
 
-/// A scope names at least one entity, each of the organisation's tree; another organisation's
-/// entity answers NOT_FOUND like one that does not exist (SPEC §1).
+/// A scope names at least one entity, each of the organisation's tree and not archived; another
+/// organisation's entity answers NOT_FOUND like one that does not exist (SPEC §1).
 fn ensure_in_tree(field: &str, scope: &Scope, tree: &EntityTree) -> Result<(), Error> {
     match scope {
         Scope::All => Ok(()),
@@ -169,8 +169,14 @@ fn ensure_in_tree(field: &str, scope: &Scope, tree: &EntityTree) -> Result<(), E
             field.to_owned(),
             "needs entity_ids or all_entities",
         )),
-        Scope::Entities(ids) if ids.iter().all(|id| tree.contains(id)) => Ok(()),
-        Scope::Entities(_) => Err(Error::NotFound("entity")),
+        Scope::Entities(ids) if !ids.iter().all(|id| tree.contains(id)) => {
+            Err(Error::NotFound("entity"))
+        }
+        Scope::Entities(ids) if ids.iter().any(|id| tree.is_archived(id)) => Err(Error::invalid(
+            format!("{field}.entity_ids"),
+            "an entity is archived; restore it first",
+        )),
+        Scope::Entities(_) => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod compiled;
 pub mod decision;
+pub mod entities;
 pub mod error;
 #[cfg(test)]
 mod fixtures;

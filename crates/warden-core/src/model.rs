@@ -79,6 +79,8 @@ pub struct Entity {
     pub name: String,
     pub parent: Option<EntityId>,
     pub created_at: DateTime<Utc>,
+    /// Set while archived: no grant covers it, and it cannot be granted, until restored.
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 /// The lifecycle status as stored; EXPIRED and LOCKED are derived when read (SPEC §2,
@@ -152,6 +154,8 @@ pub struct User {
     pub direct_grants: Vec<DirectGrant>,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The last use of any of the user's sessions, at most a minute behind (issue 16).
+    pub last_active_at: Option<DateTime<Utc>>,
     pub invitation_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -492,6 +496,11 @@ pub struct Session {
     /// When the session last proved a password or a factor (sign-in, or a re-proof); `None` for
     /// sessions older than the record.
     pub authenticated_at: Option<DateTime<Utc>>,
+    /// The last refresh, or the last call at most a minute apart (`sign_in::USE_RECORDED_EVERY`).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Of the sign-in or the latest refresh, bounded (`Session::with_origin`).
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// An Ed25519 key that signs access tokens; every replica reads the same rows.

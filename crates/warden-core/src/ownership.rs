@@ -59,6 +59,7 @@ mod tests {
             direct_grants: vec![],
             created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             last_login_at: None,
+            last_active_at: None,
             invitation_expires_at: None,
         }
     }

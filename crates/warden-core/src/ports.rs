@@ -7,6 +7,7 @@ use crate::{
     Error,
     catalogue::PredefinedRole,
     decision::{EntityTree, Subject},
+    entities::EntityChange,
     ids::{
         ApiKeyId, ChallengeId, EntityId, FactorId, GroupId, InvitationId, NotificationId,
         OrganizationId, RoleId, SessionId, UserId,
@@ -35,6 +36,9 @@ pub trait Sealer: Send + Sync {
     fn seal(&self, plaintext: &str) -> Result<String, Error>;
     fn open(&self, sealed: &str) -> Result<String, Error>;
 }
+
+/// Makes an entity change's audit row from the entity before and after it.
+pub type EntityAudit<'a> = dyn Fn(&Entity, &Entity) -> AuditEvent + Send + Sync + 'a;
 
 /// Makes a settings change's audit row from the settings before and after it.
 pub type SettingsAudit<'a> =
@@ -66,13 +70,18 @@ pub trait OrganizationStore: Send + Sync {
         by: UserId,
         audit: &SettingsAudit<'_>,
     ) -> Result<Organization, Error>;
-    /// Oldest first, after the cursor.
-    async fn list_entities(
+    /// Applies `change` to the entity read and locked inside one transaction, with the audit row
+    /// `audit` makes of it before and after (a revision: archiving changes answers).
+    /// `NotFound("entity")` outside the organisation; `FailedPrecondition` from `EntityChange::apply`.
+    async fn change_entity(
         &self,
         organization: OrganizationId,
-        after: Option<EntityId>,
-        limit: u64,
-    ) -> Result<Vec<Entity>, Error>;
+        entity: EntityId,
+        change: &EntityChange,
+        audit: &EntityAudit<'_>,
+    ) -> Result<Entity, Error>;
+    /// Every entity of the organisation, oldest first (ListEntities orders and pages the tree).
+    async fn list_entities(&self, organization: OrganizationId) -> Result<Vec<Entity>, Error>;
     /// Makes an ACTIVE holder of `admin` the owner and the previous owner (if any) an admin on all
     /// entities, in one transaction that first locks the organisation, so concurrent changes run
     /// one after the other; the unique owner column keeps exactly one owner. With `from`, the
@@ -240,6 +249,13 @@ pub trait RoleStore: Send + Sync {
         after: Option<String>,
         limit: u64,
     ) -> Result<Vec<(String, Role)>, Error>;
+    /// How many users who are not archived hold each of `roles`, directly or through a group; a
+    /// role nobody holds is left out.
+    async fn role_holder_counts(
+        &self,
+        organization: OrganizationId,
+        roles: &[RoleId],
+    ) -> Result<std::collections::HashMap<RoleId, u64>, Error>;
     /// The organisation's roles among `ids`, in no particular order; unknown ids are left out.
     async fn find_roles(
         &self,
@@ -343,13 +359,39 @@ pub trait SessionStore: Send + Sync {
     async fn find_session(&self, id: SessionId) -> Result<Option<Session>, Error>;
     /// Spends the presented refresh token and gives its session `new_hash`, atomically; a token
     /// already spent revokes its session (SPEC §4: no grace window).
+    /// A rotation is a use: it records `now`, the client address and the user agent of `origin`
+    /// (already bounded, `sign_in::bounded_origin`) on the session, and the user's last activity.
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
         new_hash: &str,
         now: DateTime<Utc>,
+        origin: (Option<String>, Option<String>),
     ) -> Result<RefreshOutcome, Error>;
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
+    /// Records a call on `session` at `now` as its last use and its user's last activity, unless
+    /// another replica recorded one within the minute (a conditional update).
+    async fn record_session_use(&self, session: &Session, now: DateTime<Utc>) -> Result<(), Error>;
+    /// The user's live sessions (neither revoked nor expired at `now`), newest first, before the
+    /// cursor; filtered on the organisation inside the query.
+    async fn list_sessions(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        now: DateTime<Utc>,
+        before: Option<SessionId>,
+        limit: u64,
+    ) -> Result<Vec<Session>, Error>;
+    /// Ends the user's live sessions (only `only`, when given) with the audit row, in one
+    /// transaction; the number ended. `NotFound("session")` when `only` is not a live session of
+    /// that user in the organisation.
+    async fn end_sessions(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        only: Option<SessionId>,
+        audit: &AuditEvent,
+    ) -> Result<u64, Error>;
     /// Records that the session proved a password or factor again at `at`.
     async fn record_reauthentication(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error>;
 }

@@ -30,10 +30,16 @@ fn targets(scope: &Scope) -> Vec<Target> {
 }
 
 /// Fails on the first wanted permission that `caller` does not hold on every entity of its scope
-/// (no escalation: a caller grants only what they hold, where they hold it).
+/// (no escalation: a caller grants only what they hold, where they hold it). Archived entities are
+/// skipped: nothing is held there, and no grant can name them (`grants::ensure_in_tree`).
 pub fn ensure_holds(caller: &Subject, wanted: &[Wanted], tree: &EntityTree) -> Result<(), Error> {
     for item in wanted {
         for target in targets(&item.scope) {
+            if let Target::Entity(entity) = target
+                && tree.is_archived(&entity)
+            {
+                continue;
+            }
             if !decide(Some(caller), &item.permission, target, tree).allowed {
                 let place = match target {
                     Target::Organization => "on all entities".to_owned(),
@@ -84,12 +90,31 @@ pub fn ensure_may_act_on(
             "only the owner can change the owner".into(),
         ));
     }
-    let scopes = target.holdings.iter().map(|holding| holding.scope.clone());
+    // Scopes that reach only archived entities reach nowhere: they need users.write organisation-wide.
+    let scopes = target
+        .holdings
+        .iter()
+        .filter_map(|holding| live_scope(&holding.scope, tree));
     ensure_holds(caller, &management_needs(scopes), tree).map_err(|_| {
         Error::PermissionDenied("requires users.write where this user has access".into())
     })?;
     ensure_holds(caller, &holdings_of(target), tree)
         .map_err(|_| Error::PermissionDenied("this user holds permissions you do not hold".into()))
+}
+
+/// `scope` without its archived entities; `None` when none is left.
+fn live_scope(scope: &Scope, tree: &EntityTree) -> Option<Scope> {
+    match scope {
+        Scope::All => Some(Scope::All),
+        Scope::Entities(ids) => {
+            let live: std::collections::BTreeSet<_> = ids
+                .iter()
+                .filter(|id| !tree.is_archived(id))
+                .copied()
+                .collect();
+            (!live.is_empty()).then_some(Scope::Entities(live))
+        }
+    }
 }
 
 /// Everyone whose access a role or group change alters, read by the store inside the write
@@ -200,6 +225,17 @@ mod tests {
             error.to_string(),
             "this user holds permissions you do not hold"
         );
+    }
+
+    #[test]
+    fn grants_on_an_archived_entity_need_users_write_organisation_wide_and_nothing_more() {
+        let archived = tree().with_archived([entity(1)]);
+        let admin_of_2 = subject(&["users.write"], Scope::Entities([entity(2)].into()));
+        let admin = subject(&["users.write"], Scope::All);
+        let parked = subject(&["payments.refund"], Scope::Entities([entity(1)].into()));
+        assert!(ensure_may_act_on(&admin_of_2, &parked, &archived).is_err());
+        assert!(ensure_may_act_on(&admin, &parked, &archived).is_ok());
+        assert!(ensure_may_act_on(&admin, &parked, &tree()).is_err());
     }
 
     #[test]

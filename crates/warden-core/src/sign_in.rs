@@ -5,9 +5,29 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     Error,
+    audit::Origin,
     ids::SessionId,
     model::{OrganizationSettings, SecondFactor, SecondFactorMethod, Session, User, UserStatus},
 };
+
+/// A session's use is recorded at most this often (ListSessions' last use, ListUsers' last activity).
+pub const USE_RECORDED_EVERY: Duration = Duration::minutes(1);
+
+/// A client address is at most an IPv6 address with its zone; longer text is cut.
+const MAX_CLIENT_ADDRESS_CHARS: usize = 64;
+/// The user agent is caller-controlled: cut before it is stored.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The client address and user agent of `origin`, cut to what a session row keeps.
+pub fn bounded_origin(origin: &Origin) -> (Option<String>, Option<String>) {
+    let cut = |text: &Option<String>, max: usize| {
+        text.as_ref().map(|text| text.chars().take(max).collect())
+    };
+    (
+        cut(&origin.client_address, MAX_CLIENT_ADDRESS_CHARS),
+        cut(&origin.user_agent, MAX_USER_AGENT_CHARS),
+    )
+}
 
 impl OrganizationSettings {
     pub fn allows(&self, method: SecondFactorMethod) -> bool {
@@ -88,7 +108,23 @@ impl Session {
             expires_at: now + ttl,
             revoked_at: None,
             authenticated_at: Some(now),
+            last_used_at: None,
+            client_address: None,
+            user_agent: None,
         }
+    }
+
+    /// The session with where its request came from, bounded before it is stored.
+    pub fn with_origin(mut self, origin: &Origin) -> Self {
+        (self.client_address, self.user_agent) = bounded_origin(origin);
+        self
+    }
+
+    /// A call on this session at `now` is recorded as its use when the last one is a minute old:
+    /// the check path writes at most once a minute per session.
+    pub fn use_due(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at
+            .is_none_or(|last| now - last >= USE_RECORDED_EVERY)
     }
 
     /// Enrolling or removing a second factor needs a password or factor proved within the last
@@ -216,6 +252,25 @@ mod tests {
             ..session
         };
         assert!(!revoked.is_live_at(at(2)));
+    }
+
+    #[test]
+    fn a_use_is_recorded_once_a_minute_and_the_origin_is_cut() {
+        let origin = Origin {
+            client_address: Some("a".repeat(100)),
+            user_agent: Some("b".repeat(1000)),
+        };
+        let session =
+            Session::start(&member(false), at(0), Duration::hours(1)).with_origin(&origin);
+        assert_eq!(session.client_address.as_ref().map(String::len), Some(64));
+        assert_eq!(session.user_agent.as_ref().map(String::len), Some(256));
+        assert!(session.use_due(at(0)));
+        let used = Session {
+            last_used_at: Some(at(0)),
+            ..session
+        };
+        assert!(!used.use_due(at(59)));
+        assert!(used.use_due(at(60)));
     }
 
     #[test]

@@ -245,6 +245,7 @@ pub fn invited(user: &NewUser, invitation: &Invitation) -> User {
         direct_grants: user.direct_grants.clone(),
         created_at: user.created_at,
         last_login_at: None,
+        last_active_at: None,
         invitation_expires_at: Some(invitation.expires_at),
     }
 }

@@ -143,15 +143,23 @@ async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
     let now = state.clock.now();
     let subject = state.tokens.verify(token, now).await?;
     let session = state.store.find_session(subject.session).await?;
-    let live = session.is_some_and(|session| {
+    let session = session.filter(|session| {
         session.revoked_at.is_none() && session.expires_at > now && session.user_id == subject.user
     });
     let user = state
         .store
         .find_user(subject.organization, subject.user)
         .await?;
-    if !live || !user.is_some_and(|user| user.status == UserStatus::Active) {
+    let Some(session) =
+        session.filter(|_| user.is_some_and(|user| user.status == UserStatus::Active))
+    else {
         return Err(Error::Unauthenticated("session ended; sign in again"));
+    };
+    if session.use_due(now) {
+        // Last use and last activity are what ListSessions and ListUsers show: losing one is harmless.
+        if let Err(error) = state.store.record_session_use(&session, now).await {
+            tracing::warn!(%error, "session use not recorded");
+        }
     }
     Ok(Caller::User(UserCaller {
         user: subject.user,

@@ -8,7 +8,10 @@ use warden_core::{
     catalogue::{Catalogue, PermissionDef},
     decision::{Decision, Target},
     grants::Requested,
-    ids::{AuditEventId, EntityId, NotificationId, OrganizationId, PermissionKey, RoleId, UserId},
+    ids::{
+        AuditEventId, EntityId, NotificationId, OrganizationId, PermissionKey, RoleId, SessionId,
+        UserId,
+    },
     model::{
         self, AuditFilter, NotificationKind, Scope, SecondFactorMethod, StatusFilter, UserChange,
         UserFilter, UserStatus,
@@ -54,6 +57,20 @@ pub fn organization(org: &model::Organization) -> v1::Organization {
     }
 }
 
+/// A live session as ListSessions shows it; `current` is the caller's own.
+pub fn session(session: &model::Session, current: SessionId) -> v1::Session {
+    v1::Session {
+        id: session.id.to_string(),
+        user_id: session.user_id.to_string(),
+        create_time: Some(timestamp(session.created_at)),
+        last_use_time: session.last_used_at.map(timestamp),
+        expire_time: Some(timestamp(session.expires_at)),
+        client_address: session.client_address.clone().unwrap_or_default(),
+        user_agent: session.user_agent.clone().unwrap_or_default(),
+        current: session.id == current,
+    }
+}
+
 pub fn entity(entity: &model::Entity) -> v1::Entity {
     v1::Entity {
         id: entity.id.to_string(),
@@ -66,6 +83,7 @@ pub fn entity(entity: &model::Entity) -> v1::Entity {
             v1::EntityKind::LegalEntity
         } as i32,
         create_time: Some(timestamp(entity.created_at)),
+        archive_time: entity.archived_at.map(timestamp),
     }
 }
 
@@ -137,6 +155,7 @@ pub fn user(user: &model::User, status: UserStatus) -> v1::User {
         create_time: Some(timestamp(user.created_at)),
         last_login_time: user.last_login_at.map(timestamp),
         invitation_expire_time: user.invitation_expires_at.map(timestamp),
+        last_active_time: user.last_active_at.map(timestamp),
     }
 }
 
@@ -151,6 +170,7 @@ pub fn role(role: &model::Role, catalogue: &Catalogue) -> v1::Role {
         description: role.description.clone(),
         permissions: permissions.into_iter().map(|key| key.to_string()).collect(),
         predefined: role.predefined,
+        holder_count: 0,
     }
 }
 
@@ -537,8 +557,12 @@ pub fn organization_json(organization: &model::Organization, owner: UserId) -> S
 
 /// A new entity as the audit log records it.
 pub fn entity_json(entity: &model::Entity) -> String {
-    serde_json::json!({ "name": entity.name, "parent_entity_id": entity.parent.map(|id| id.to_string()) })
-        .to_string()
+    serde_json::json!({
+        "name": entity.name,
+        "parent_entity_id": entity.parent.map(|id| id.to_string()),
+        "archived": entity.archived_at.is_some(),
+    })
+    .to_string()
 }
 
 // --- groups

@@ -127,7 +127,7 @@ impl AuditStore for SqlStore {
     }
 }
 
-/// Sign-ins, password changes, reset requests and refused invitations change no authorization answer; everything else
+/// Sign-ins, password changes, reset requests, refused invitations and ended sessions change no authorization answer; everything else
 /// audited does (grants, roles, groups, statuses, factors, settings, keys, ownership, provisioning).
 fn changes_answers(action: &str) -> bool {
     ![
@@ -137,6 +137,9 @@ fn changes_answers(action: &str) -> bool {
         Action::PasswordChanged,
         Action::PasswordReset,
         Action::PasswordResetRequested,
+        // Sessions are read per call, never cached with a revision.
+        Action::SessionRevoked,
+        Action::SignedOutEverywhere,
     ]
     .iter()
     .any(|quiet| quiet.as_str() == action)

@@ -60,6 +60,7 @@ pub(crate) fn entity(row: entities::Model) -> Result<Entity, Error> {
             .transpose()?
             .map(EntityId),
         created_at: row.created_at,
+        archived_at: row.archived_at,
     })
 }
 
@@ -124,6 +125,7 @@ pub(crate) fn user(
         direct_grants,
         created_at: row.created_at,
         last_login_at: row.last_login_at,
+        last_active_at: row.last_active_at,
         invitation_expires_at: row.invitation_expires_at,
     })
 }

@@ -60,6 +60,9 @@ impl CredentialStore for SqlStore {
             expires_at: Set(session.expires_at),
             revoked_at: Set(None),
             authenticated_at: Set(session.authenticated_at),
+            last_used_at: Set(None),
+            client_address: Set(session.client_address.clone()),
+            user_agent: Set(session.user_agent.clone()),
         })
         .exec(&txn)
         .await

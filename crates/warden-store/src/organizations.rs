@@ -10,12 +10,13 @@ use sea_orm::{
 use warden_core::{
     Error,
     catalogue::{ADMIN_ROLE, OWNER_ROLE},
+    entities::EntityChange,
     ids::{EntityId, OrganizationId, RoleId, UserId},
     model::{
         AuditEvent, Entity, Grant, NewOrganization, NewUser, Organization, Role, Scope, User,
         UserStatus,
     },
-    ports::{OrganizationStore, SettingsAudit},
+    ports::{EntityAudit, OrganizationStore, SettingsAudit},
     settings::SettingsChange,
     users as rules,
 };
@@ -106,6 +107,11 @@ impl OrganizationStore for SqlStore {
                     "parent_entity_id: is a segment; segments belong to legal entities".into(),
                 ));
             }
+            if parent.archived_at.is_some() {
+                return Err(Error::FailedPrecondition(
+                    "parent_entity_id: is archived; restore it first".into(),
+                ));
+            }
         }
         let row = entities::Entity::insert(entities::ActiveModel {
             id: Set(entity.id.to_string()),
@@ -113,6 +119,7 @@ impl OrganizationStore for SqlStore {
             name: Set(entity.name.clone()),
             parent_id: Set(entity.parent.map(|id| id.to_string())),
             created_at: Set(entity.created_at),
+            archived_at: Set(None),
         })
         .exec_with_returning(&txn)
         .await
@@ -178,20 +185,39 @@ impl OrganizationStore for SqlStore {
         convert::organization(row)
     }
 
-    async fn list_entities(
+    async fn change_entity(
         &self,
         organization: OrganizationId,
-        after: Option<EntityId>,
-        limit: u64,
-    ) -> Result<Vec<Entity>, Error> {
-        let mut query = entities::Entity::find()
-            .filter(entities::Column::OrganizationId.eq(organization.to_string()));
-        if let Some(after) = after {
-            query = query.filter(entities::Column::Id.gt(after.to_string()));
-        }
-        let rows = query
+        entity: EntityId,
+        change: &EntityChange,
+        audit: &EntityAudit<'_>,
+    ) -> Result<Entity, Error> {
+        let txn = self.begin().await?;
+        let row = entities::Entity::find_by_id(entity.to_string())
+            .filter(entities::Column::OrganizationId.eq(organization.to_string()))
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::NotFound("entity"))?;
+        let before = convert::entity(row)?;
+        let after = change.apply(&before)?;
+        entities::Entity::update_many()
+            .filter(entities::Column::Id.eq(entity.to_string()))
+            .col_expr(entities::Column::Name, Expr::value(after.name.clone()))
+            .col_expr(entities::Column::ArchivedAt, Expr::value(after.archived_at))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        insert_audit(&txn, &audit(&before, &after)).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(after)
+    }
+
+    async fn list_entities(&self, organization: OrganizationId) -> Result<Vec<Entity>, Error> {
+        let rows = entities::Entity::find()
+            .filter(entities::Column::OrganizationId.eq(organization.to_string()))
             .order_by_asc(entities::Column::Id)
-            .limit(limit)
             .all(&self.db)
             .await
             .map_err(internal)?;

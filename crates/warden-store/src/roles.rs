@@ -1,5 +1,5 @@
 //! `RoleStore`: predefined and custom roles with their permissions.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use warden_core::{
     Error,
     catalogue::{PredefinedRole, READ_ONLY_ROLE},
     ids::{OrganizationId, PermissionKey, RoleId, UserId},
-    model::{AuditEvent, Role},
+    model::{AuditEvent, Role, UserStatus},
     ports::{RoleStore, Verdict},
     rules::Affected,
 };
@@ -27,6 +27,7 @@ use crate::{
     subjects::affected,
     tables::{
         direct_permissions, group_grants, group_members, role_permissions, roles, user_grants,
+        users,
     },
     unique_violation_as,
 };
@@ -204,6 +205,76 @@ impl RoleStore for SqlStore {
             .await
             .map_err(internal)?;
         with_permissions(&self.db, organization, rows).await
+    }
+
+    async fn role_holder_counts(
+        &self,
+        organization: OrganizationId,
+        roles: &[RoleId],
+    ) -> Result<HashMap<RoleId, u64>, Error> {
+        let org = organization.to_string();
+        let ids: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        let direct: Vec<(String, String)> = user_grants::Entity::find()
+            .select_only()
+            .columns([user_grants::Column::RoleId, user_grants::Column::UserId])
+            .filter(user_grants::Column::OrganizationId.eq(&org))
+            .filter(user_grants::Column::RoleId.is_in(ids.clone()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        let by_group: Vec<(String, String)> = group_grants::Entity::find()
+            .select_only()
+            .columns([group_grants::Column::RoleId, group_grants::Column::GroupId])
+            .filter(group_grants::Column::OrganizationId.eq(&org))
+            .filter(group_grants::Column::RoleId.is_in(ids))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        let members: Vec<(String, String)> = group_members::Entity::find()
+            .select_only()
+            .columns([
+                group_members::Column::GroupId,
+                group_members::Column::UserId,
+            ])
+            .filter(group_members::Column::OrganizationId.eq(&org))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        let archived: HashSet<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::OrganizationId.eq(&org))
+            .filter(users::Column::Status.eq(UserStatus::Archived.as_str()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+        let mut holders: HashMap<String, HashSet<String>> = HashMap::new();
+        for (role, user) in direct {
+            holders.entry(role).or_default().insert(user);
+        }
+        for (role, group) in by_group {
+            let of_group = members.iter().filter(|(member_of, _)| *member_of == group);
+            holders
+                .entry(role)
+                .or_default()
+                .extend(of_group.map(|(_, user)| user.clone()));
+        }
+        Ok(holders
+            .into_iter()
+            .map(|(role, users)| {
+                let count = users
+                    .iter()
+                    .filter(|user| !archived.contains(*user))
+                    .count();
+                (RoleId::new(role), count as u64)
+            })
+            .collect())
     }
 
     async fn find_roles(

@@ -3,20 +3,23 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, sea_query::Expr,
 };
 use warden_core::{
     Error,
     ids::{OrganizationId, SessionId, UserId},
-    model::{RefreshOutcome, Session},
+    model::{AuditEvent, RefreshOutcome, Session},
     ports::SessionStore,
+    sign_in::USE_RECORDED_EVERY,
 };
 
 use crate::{
     SqlStore,
+    audit::insert_audit,
     convert::uuid,
     internal,
-    tables::{sessions, spent_refresh_tokens},
+    tables::{sessions, spent_refresh_tokens, users},
 };
 
 fn session(row: sessions::Model) -> Result<Session, Error> {
@@ -28,6 +31,9 @@ fn session(row: sessions::Model) -> Result<Session, Error> {
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         authenticated_at: row.authenticated_at,
+        last_used_at: row.last_used_at,
+        client_address: row.client_address,
+        user_agent: row.user_agent,
     })
 }
 
@@ -46,6 +52,7 @@ impl SessionStore for SqlStore {
         presented_hash: &str,
         new_hash: &str,
         now: DateTime<Utc>,
+        (client_address, user_agent): (Option<String>, Option<String>),
     ) -> Result<RefreshOutcome, Error> {
         let txn = self.begin().await?;
         let current = sessions::Entity::find()
@@ -79,6 +86,9 @@ impl SessionStore for SqlStore {
         // the other finds the token spent, which revokes the session: no grace window.
         let swapped = sessions::Entity::update_many()
             .col_expr(sessions::Column::RefreshHash, Expr::value(new_hash))
+            .col_expr(sessions::Column::LastUsedAt, Expr::value(now))
+            .col_expr(sessions::Column::ClientAddress, Expr::value(client_address))
+            .col_expr(sessions::Column::UserAgent, Expr::value(user_agent))
             .filter(sessions::Column::Id.eq(current.id.clone()))
             .filter(sessions::Column::RefreshHash.eq(presented_hash))
             .exec(&txn)
@@ -102,6 +112,12 @@ impl SessionStore for SqlStore {
         .exec(&txn)
         .await
         .map_err(internal)?;
+        users::Entity::update_many()
+            .col_expr(users::Column::LastActiveAt, Expr::value(now))
+            .filter(users::Column::Id.eq(current.user_id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
         txn.commit().await.map_err(internal)?;
         Ok(RefreshOutcome::Rotated(session(current)?))
     }
@@ -116,6 +132,78 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
+    async fn record_session_use(&self, session: &Session, now: DateTime<Utc>) -> Result<(), Error> {
+        let txn = self.begin().await?;
+        let due = now - USE_RECORDED_EVERY;
+        let recorded = sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastUsedAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(session.id.to_string()))
+            .filter(
+                Condition::any()
+                    .add(sessions::Column::LastUsedAt.is_null())
+                    .add(sessions::Column::LastUsedAt.lte(due)),
+            )
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
+        if recorded.rows_affected > 0 {
+            users::Entity::update_many()
+                .col_expr(users::Column::LastActiveAt, Expr::value(now))
+                .filter(users::Column::Id.eq(session.user_id.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+        }
+        txn.commit().await.map_err(internal)
+    }
+
+    async fn list_sessions(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        now: DateTime<Utc>,
+        before: Option<SessionId>,
+        limit: u64,
+    ) -> Result<Vec<Session>, Error> {
+        let mut query = live(organization, user, now);
+        if let Some(before) = before {
+            query = query.filter(sessions::Column::Id.lt(before.to_string()));
+        }
+        let rows = query
+            .order_by_desc(sessions::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(internal)?;
+        rows.into_iter().map(session).collect()
+    }
+
+    async fn end_sessions(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        only: Option<SessionId>,
+        audit: &AuditEvent,
+    ) -> Result<u64, Error> {
+        let txn = self.begin().await?;
+        let mut update = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(audit.created_at))
+            .filter(sessions::Column::OrganizationId.eq(organization.to_string()))
+            .filter(sessions::Column::UserId.eq(user.to_string()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(audit.created_at));
+        if let Some(only) = only {
+            update = update.filter(sessions::Column::Id.eq(only.to_string()));
+        }
+        let ended = update.exec(&txn).await.map_err(internal)?.rows_affected;
+        if only.is_some() && ended == 0 {
+            return Err(Error::NotFound("session"));
+        }
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(internal)?;
+        Ok(ended)
+    }
+
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), Error> {
         sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(at))
@@ -126,6 +214,19 @@ impl SessionStore for SqlStore {
             .map(|_| ())
             .map_err(internal)
     }
+}
+
+/// The live sessions of `user` in `organization` at `now`.
+fn live(
+    organization: OrganizationId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Select<sessions::Entity> {
+    sessions::Entity::find()
+        .filter(sessions::Column::OrganizationId.eq(organization.to_string()))
+        .filter(sessions::Column::UserId.eq(user.to_string()))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::ExpiresAt.gt(now))
 }
 
 /// Ends every live session of `user` except `keep`, inside the caller's transaction.

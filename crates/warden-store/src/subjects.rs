@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use warden_core::{
     Error,
     decision::{EntityTree, Holding, Source, Subject},
-    ids::{EntityId, OrganizationId, PermissionKey, RoleId, UserId},
+    ids::{OrganizationId, PermissionKey, RoleId, UserId},
     model::{Scope, User, UserStatus},
     ports::{Change, SubjectSource},
     rules::Affected,
@@ -301,27 +301,16 @@ pub(crate) async fn entity_tree(
     db: &impl ConnectionTrait,
     organization: OrganizationId,
 ) -> Result<EntityTree, Error> {
-    {
-        let rows = entities::Entity::find()
-            .filter(entities::Column::OrganizationId.eq(organization.to_string()))
-            .all(db)
-            .await
-            .map_err(internal)?;
-        let pairs = rows
-            .into_iter()
-            .map(|row| {
-                Ok((
-                    EntityId(uuid(&row.id)?),
-                    row.parent_id
-                        .as_deref()
-                        .map(uuid)
-                        .transpose()?
-                        .map(EntityId),
-                ))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(EntityTree::from_pairs(pairs))
-    }
+    let rows = entities::Entity::find()
+        .filter(entities::Column::OrganizationId.eq(organization.to_string()))
+        .all(db)
+        .await
+        .map_err(internal)?;
+    let entities = rows
+        .into_iter()
+        .map(crate::convert::entity)
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(EntityTree::new(&entities))
 }
 
 /// What the organisation's second-factor rule says of each of `users`: two small reads, the second

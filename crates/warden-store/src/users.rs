@@ -120,6 +120,7 @@ pub(crate) fn new_user_row(user: &NewUser, status: UserStatus) -> users::ActiveM
         password_hash: Set(None),
         created_at: Set(user.created_at),
         last_login_at: Set(None),
+        last_active_at: Set(None),
         invitation_expires_at: Set(None),
     }
 }

@@ -11,7 +11,7 @@ use warden_core::{
         Session, User, UserStatus,
     },
     password_reset,
-    sign_in::{self, Standing},
+    sign_in::{self, Standing, bounded_origin},
     validate::Email,
 };
 use warden_proto::v1::{self, auth_service_server::AuthService};
@@ -127,7 +127,7 @@ impl AppState {
 
     /// Starts a session for a user who proved who they are.
     pub(crate) async fn start_session(&self, user: &User, call: &Call) -> Result<Tokens, Error> {
-        let session = Session::start(user, call.now, self.refresh_ttl);
+        let session = Session::start(user, call.now, self.refresh_ttl).with_origin(&call.origin);
         let refresh_token = random_token(32)?;
         let audit = audit_by(call, user.organization_id, user.id, Action::SignedIn);
         self.store
@@ -452,7 +452,7 @@ impl Auth {
         let session = match self
             .0
             .store
-            .rotate_refresh_token(&presented, &next, call.now)
+            .rotate_refresh_token(&presented, &next, call.now, bounded_origin(&call.origin))
             .await?
         {
             RefreshOutcome::Rotated(session) => session,

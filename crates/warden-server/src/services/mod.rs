@@ -8,5 +8,6 @@ pub mod notifications;
 pub mod organizations;
 pub mod roles;
 pub mod second_factors;
+pub mod sessions;
 pub mod sso;
 pub mod users;

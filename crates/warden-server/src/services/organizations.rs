@@ -3,8 +3,9 @@ use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
     audit::Action,
-    decision::Target,
-    ids::{EntityId, OrganizationId, UserId},
+    decision::{EntityTree, Target, decide},
+    entities::EntityChange,
+    ids::{EntityId, OrganizationId, PermissionKey, UserId},
     model::{Entity, NewOrganization, Organization, OrganizationSettings, Role},
     validate::{self, Email},
 };
@@ -71,6 +72,36 @@ impl OrganizationService for Organizations {
         request: Request<v1::ListEntitiesRequest>,
     ) -> Result<Response<v1::ListEntitiesResponse>, Status> {
         self.entities(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn update_entity(
+        &self,
+        request: Request<v1::UpdateEntityRequest>,
+    ) -> Result<Response<v1::UpdateEntityResponse>, Status> {
+        self.rename_entity(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn archive_entity(
+        &self,
+        request: Request<v1::ArchiveEntityRequest>,
+    ) -> Result<Response<v1::ArchiveEntityResponse>, Status> {
+        self.archive(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn restore_entity(
+        &self,
+        request: Request<v1::RestoreEntityRequest>,
+    ) -> Result<Response<v1::RestoreEntityResponse>, Status> {
+        self.restore(request)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -243,10 +274,17 @@ impl Organizations {
         let parent = convert::optional_entity("parent_entity_id", &input.parent_entity_id)?;
         // An unknown parent is NOT_FOUND, not a denial; the store checks again inside its transaction.
         call.member(organization)?;
-        if let Some(parent) = parent
-            && !self.0.tree_now(organization).await?.contains(&parent)
-        {
-            return Err(Error::NotFound("parent_entity_id"));
+        if let Some(parent) = parent {
+            let tree = self.0.tree_now(organization).await?;
+            if !tree.contains(&parent) {
+                return Err(Error::NotFound("parent_entity_id"));
+            }
+            // Nothing is allowed on an archived entity: say why instead of "requires account.write".
+            if tree.is_archived(&parent) {
+                return Err(Error::FailedPrecondition(
+                    "parent_entity_id: is archived; restore it first".into(),
+                ));
+            }
         }
         // A segment needs account.write on its legal entity; a legal entity needs it organisation-wide.
         let target = parent.map_or(Target::Organization, Target::Entity);
@@ -257,6 +295,7 @@ impl Organizations {
             name: validate::name("name", &input.name, 200)?,
             parent,
             created_at: call.now,
+            archived_at: None,
         };
         let audit = call
             .audit(organization, Action::EntityCreated, entity.id)
@@ -274,19 +313,116 @@ impl Organizations {
     ) -> Result<v1::ListEntitiesResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
         let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
-        call.member(organization)?;
+        let me = call.member(organization)?;
         let page = Page::parse(input.page_size, &input.page_token)?;
         let after = page.after_as(|key| EntityId::parse("page_token", key))?;
-        let entities = self
-            .0
-            .store
-            .list_entities(organization, after, page.fetch())
-            .await?;
+        let mut entities = tree_order(self.0.store.list_entities(organization).await?);
+        if input.administrable_only {
+            let current = self.0.authorizer.current(organization, &[me.user]).await?;
+            let (subject, tree) = (current.subject(me.user), current.tree());
+            let account_write = PermissionKey::new(ACCOUNT_WRITE);
+            entities.retain(|entity| {
+                decide(subject, &account_write, managed_on(tree, entity.id), tree).allowed
+            });
+        }
+        if let Some(after) = after {
+            let position = (entities.iter().position(|entity| entity.id == after))
+                .ok_or_else(|| Error::invalid("page_token", "malformed"))?;
+            entities.drain(..=position);
+        }
         let (entities, next_page_token) = page.cut(entities, |entity| entity.id.to_string());
         Ok(v1::ListEntitiesResponse {
             entities: entities.iter().map(convert::entity).collect(),
             next_page_token,
         })
+    }
+
+    async fn rename_entity(
+        &self,
+        request: Request<v1::UpdateEntityRequest>,
+    ) -> Result<v1::UpdateEntityResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let name = validate::name("name", &input.name, 200)?;
+        let (entity, token) = self
+            .change_entity(
+                &call,
+                (&input.organization_id, &input.entity_id),
+                EntityChange::Rename(name),
+                Action::EntityUpdated,
+            )
+            .await?;
+        Ok(v1::UpdateEntityResponse {
+            entity: Some(entity),
+            consistency_token: token,
+        })
+    }
+
+    async fn archive(
+        &self,
+        request: Request<v1::ArchiveEntityRequest>,
+    ) -> Result<v1::ArchiveEntityResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let change = EntityChange::Archive(call.now);
+        let (entity, token) = self
+            .change_entity(
+                &call,
+                (&input.organization_id, &input.entity_id),
+                change,
+                Action::EntityArchived,
+            )
+            .await?;
+        Ok(v1::ArchiveEntityResponse {
+            entity: Some(entity),
+            consistency_token: token,
+        })
+    }
+
+    async fn restore(
+        &self,
+        request: Request<v1::RestoreEntityRequest>,
+    ) -> Result<v1::RestoreEntityResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let (entity, token) = self
+            .change_entity(
+                &call,
+                (&input.organization_id, &input.entity_id),
+                EntityChange::Restore,
+                Action::EntityRestored,
+            )
+            .await?;
+        Ok(v1::RestoreEntityResponse {
+            entity: Some(entity),
+            consistency_token: token,
+        })
+    }
+
+    /// The body UpdateEntity, ArchiveEntity and RestoreEntity share: ids, then account.write where
+    /// the entity is managed, then the change with its audit row (and revision) in one transaction.
+    async fn change_entity(
+        &self,
+        call: &Call,
+        (organization, entity): (&str, &str),
+        change: EntityChange,
+        action: Action,
+    ) -> Result<(v1::Entity, String), Error> {
+        let organization = OrganizationId::parse("organization_id", organization)?;
+        let entity = EntityId::parse("entity_id", entity)?;
+        call.member(organization)?;
+        let tree = self.0.tree_now(organization).await?;
+        if !tree.contains(&entity) {
+            return Err(Error::NotFound("entity"));
+        }
+        call.require(organization, ACCOUNT_WRITE, managed_on(&tree, entity))
+            .await?;
+        let audit = |before: &Entity, after: &Entity| {
+            call.audit(organization, action, entity)
+                .before(convert::entity_json(before))
+                .after(convert::entity_json(after))
+        };
+        let entity = (self.0.store)
+            .change_entity(organization, entity, &change, &audit)
+            .await?;
+        Ok((convert::entity(&entity), call.consistency_token()))
     }
 
     async fn reassign(
@@ -305,4 +441,37 @@ impl Organizations {
             consistency_token: call.consistency_token(),
         })
     }
+}
+
+/// Managing entities (creating, renaming, archiving) is account.write.
+const ACCOUNT_WRITE: &str = "account.write";
+
+/// Where account.write is needed to manage `entity`: organisation-wide for a legal entity, on its
+/// legal entity for a segment (as CreateEntity), organisation-wide again while that legal entity is
+/// archived, since nothing is allowed on an archived entity.
+fn managed_on(tree: &EntityTree, entity: EntityId) -> Target {
+    match tree.parent(&entity) {
+        Some(parent) if !tree.is_archived(&parent) => Target::Entity(parent),
+        _ => Target::Organization,
+    }
+}
+
+/// Entities as a tree (SPEC §1): each legal entity, oldest first, followed by its segments, oldest
+/// first (ids are time-ordered). `entities` comes oldest first.
+fn tree_order(entities: Vec<Entity>) -> Vec<Entity> {
+    let (legal, segments): (Vec<_>, Vec<_>) = entities
+        .into_iter()
+        .partition(|entity| entity.parent.is_none());
+    let mut ordered = Vec::with_capacity(legal.len() + segments.len());
+    for entity in legal {
+        let id = entity.id;
+        ordered.push(entity);
+        ordered.extend(
+            segments
+                .iter()
+                .filter(|segment| segment.parent == Some(id))
+                .cloned(),
+        );
+    }
+    ordered
 }

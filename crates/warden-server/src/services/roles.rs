@@ -120,8 +120,21 @@ impl Roles {
             .list_roles(organization, page.after.clone(), page.fetch())
             .await?;
         let (rows, next_page_token) = page.cut(rows, |(sort_key, _)| sort_key.clone());
+        let ids: Vec<_> = rows.iter().map(|(_, role)| role.id.clone()).collect();
+        let counts = self.0.store.role_holder_counts(organization, &ids).await?;
+        let count = |role: &Role| {
+            counts
+                .get(&role.id)
+                .map_or(0, |n| i32::try_from(*n).unwrap_or(i32::MAX))
+        };
         Ok(v1::ListRolesResponse {
-            roles: rows.iter().map(|(_, role)| self.message(role)).collect(),
+            roles: rows
+                .iter()
+                .map(|(_, role)| v1::Role {
+                    holder_count: count(role),
+                    ..self.message(role)
+                })
+                .collect(),
             next_page_token,
         })
     }

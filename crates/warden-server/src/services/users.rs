@@ -13,6 +13,7 @@ use warden_core::{
         UserChange, UserStatus,
     },
     ownership,
+    rules::ensure_may_act_on,
     users::{self, FactorStanding, Lifecycle},
     validate::{self, Email},
 };
@@ -126,6 +127,36 @@ impl UserService for Users {
         request: Request<v1::TransferOwnershipRequest>,
     ) -> Result<Response<v1::TransferOwnershipResponse>, Status> {
         self.transfer(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<v1::ListSessionsRequest>,
+    ) -> Result<Response<v1::ListSessionsResponse>, Status> {
+        self.sessions(request) // In sessions.rs, with the rest of session management.
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<v1::RevokeSessionRequest>,
+    ) -> Result<Response<v1::RevokeSessionResponse>, Status> {
+        self.revoke_one(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        request: Request<v1::RevokeAllSessionsRequest>,
+    ) -> Result<Response<v1::RevokeAllSessionsResponse>, Status> {
+        self.revoke_all(request)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -445,6 +476,28 @@ impl Users {
             .collect())
     }
 
+    /// The users of `found` the caller may edit: themselves, and those the acting rule allows.
+    async fn editable(
+        &self,
+        me: UserCaller,
+        organization: OrganizationId,
+        found: Vec<User>,
+    ) -> Result<Vec<User>, Error> {
+        let mut asked: Vec<UserId> = found.iter().map(|user| user.id).collect();
+        asked.push(me.user);
+        let current = self.0.authorizer.current(organization, &asked).await?;
+        let editor = current.subject(me.user).ok_or(Error::NotFound("user"))?;
+        Ok(found
+            .into_iter()
+            .filter(|user| {
+                user.id == me.user
+                    || current
+                        .subject(user.id)
+                        .is_some_and(|them| ensure_may_act_on(editor, them, current.tree()).is_ok())
+            })
+            .collect())
+    }
+
     async fn list(
         &self,
         request: Request<v1::ListUsersRequest>,
@@ -460,7 +513,10 @@ impl Users {
         let found = self.0.store.list_users(organization, &filter).await?;
         let (found, next_page_token) = page.cut(found, |user| user.id.to_string());
         // A page can come back shorter than asked; its token still moves past every row read.
-        let found = self.readable(me, organization, found).await?;
+        let mut found = self.readable(me, organization, found).await?;
+        if input.editable_only {
+            found = self.editable(me, organization, found).await?;
+        }
         let statuses = self.statuses_seen(organization, &found, call.now).await?;
         Ok(v1::ListUsersResponse {
             users: convert::users_seen(&found, &statuses),

@@ -10,6 +10,7 @@ pub struct Model {
     pub name: String,
     pub parent_id: Option<String>,
     pub created_at: DateTimeUtc,
+    pub archived_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,11 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     /// When the session last proved a password or a factor; `None` for sessions older than it.
     pub authenticated_at: Option<DateTimeUtc>,
+    /// The last refresh, or the last call at most a minute apart.
+    pub last_used_at: Option<DateTimeUtc>,
+    /// Of the sign-in or the latest refresh, bounded before they are stored.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,8 @@ pub struct Model {
     pub password_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// The last use of any of the user's sessions, at most a minute behind.
+    pub last_active_at: Option<DateTimeUtc>,
     /// When the live invitation of a pending user lapses; NULL otherwise.
     pub invitation_expires_at: Option<DateTimeUtc>,
 }

@@ -90,6 +90,9 @@ async fn signed_in(store: &TestStore, acme: &Org) -> (SessionId, String) {
         expires_at: Utc::now() + Duration::hours(1),
         revoked_at: None,
         authenticated_at: Some(Utc::now()),
+        last_used_at: None,
+        client_address: Some("192.0.2.1".to_owned()),
+        user_agent: None,
     };
     let hash = format!("refresh {}", Uuid::new_v4());
     store
@@ -104,7 +107,7 @@ pub async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_session(stor
     let (session, token) = signed_in(store, &acme).await;
 
     let rotated = store
-        .rotate_refresh_token(&token, "next", Utc::now())
+        .rotate_refresh_token(&token, "next", Utc::now(), (None, None))
         .await
         .unwrap();
     assert!(
@@ -112,14 +115,14 @@ pub async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_session(stor
         "{rotated:?}"
     );
     let reused = store
-        .rotate_refresh_token(&token, "other", Utc::now())
+        .rotate_refresh_token(&token, "other", Utc::now(), (None, None))
         .await
         .unwrap();
     assert_eq!(reused, RefreshOutcome::Reused);
     let session = store.find_session(session).await.unwrap().unwrap();
     assert!(session.revoked_at.is_some());
     let next = store
-        .rotate_refresh_token("next", "after", Utc::now())
+        .rotate_refresh_token("next", "after", Utc::now(), (None, None))
         .await
         .unwrap();
     assert_eq!(next, RefreshOutcome::Invalid);
@@ -131,8 +134,8 @@ pub async fn concurrent_rotations_of_one_refresh_token_rotate_once(store: &TestS
         let (_, token) = signed_in(store, &acme).await;
         let (next, other) = (format!("first {round}"), format!("second {round}"));
         let (first, second) = tokio::join!(
-            store.rotate_refresh_token(&token, &next, Utc::now()),
-            store.rotate_refresh_token(&token, &other, Utc::now()),
+            store.rotate_refresh_token(&token, &next, Utc::now(), (None, None)),
+            store.rotate_refresh_token(&token, &other, Utc::now(), (None, None)),
         );
         exactly_one([first.unwrap(), second.unwrap()], |outcome| {
             matches!(outcome, RefreshOutcome::Rotated(_))

@@ -138,6 +138,7 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
         name: "Acme GmbH".to_owned(),
         parent: None,
         created_at: Utc::now(),
+        archived_at: None,
     };
     store
         .create_entity(&entity, &audit(acme.id, "entity.created"))
@@ -273,17 +274,8 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
     let kept = store.find_group(acme.id, group.id).await.unwrap().unwrap();
     assert_eq!((kept.name.as_str(), kept.members.len()), ("Auditors", 0));
 
-    assert_eq!(
-        store.list_entities(acme.id, None, 500).await.unwrap().len(),
-        1
-    );
-    assert!(
-        store
-            .list_entities(other.id, None, 500)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(store.list_entities(acme.id).await.unwrap().len(), 1);
+    assert!(store.list_entities(other.id).await.unwrap().is_empty());
     assert!(
         !store
             .load_entity_tree(other.id)
@@ -297,7 +289,17 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
         name: "Segment".to_owned(),
         parent: Some(entity.id),
         created_at: Utc::now(),
+        archived_at: None,
     };
+    let renamed = store
+        .change_entity(
+            other.id,
+            entity.id,
+            &warden_core::entities::EntityChange::Rename("Mine".to_owned()),
+            &|_, _| audit(other.id, "entity.updated"),
+        )
+        .await;
+    assert!(matches!(renamed, Err(Error::NotFound("entity"))));
     let created = store
         .create_entity(&segment, &audit(other.id, "entity.created"))
         .await;

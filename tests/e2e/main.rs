@@ -11,6 +11,7 @@ mod decision_cache;
 mod errors;
 mod groups;
 mod health;
+mod http;
 mod janitor;
 mod notifications;
 mod organizations;

@@ -138,6 +138,7 @@ pub async fn serve_listeners(
             cert,
             key,
             client_ca: config.tls_client_ca_file.clone(),
+            http1: false,
         });
     let tls = tls_files.is_some();
     let incoming = tls::incoming(listener, tls_files.clone(), state.clock.clone())?;
@@ -168,6 +169,10 @@ pub async fn serve_listeners(
     let http_served = match http {
         Some(http_listener) => {
             let http_address = http_listener.local_addr().map_err(Error::internal)?;
+            let tls_files = tls_files.map(|files| tls::TlsFiles {
+                http1: true,
+                ..files
+            });
             let incoming = tls::incoming(http_listener, tls_files, state.clock.clone())?;
             let mut http_stopped = stopped.clone();
             tracing::info!(address = %http_address, tls, "http api serving");

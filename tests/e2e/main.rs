@@ -12,6 +12,7 @@ mod entities;
 mod errors;
 mod groups;
 mod health;
+mod http;
 mod janitor;
 mod lookups;
 mod notifications;

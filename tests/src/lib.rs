@@ -210,6 +210,8 @@ pub struct WriteLock {
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    /// The HTTP API's base URL (`http://127.0.0.1:<port>`, or `https://` when TLS is on).
+    pub http_url: String,
     pub channel: Channel,
     pub db: TestDatabase,
     /// The server's clock: it starts at the real time and moves only with `advance`.
@@ -230,6 +232,7 @@ pub fn test_config(db: &TestDatabase) -> Config {
         argon2_iterations: 1,
         database_max_connections: 4,
         commit_wait_ms: 10, // Short, so writes return quickly; the guarantee holds at any lease.
+        http_addr: None,    // `launch` hands over a listener on a free port instead.
         ..Config::default()
     }
 }
@@ -321,13 +324,26 @@ impl TestServer {
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind"); // Bound here, handed over: no race.
         let addr = listener.local_addr().expect("local addr");
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let http_addr = http_listener.local_addr().expect("local addr");
+        let http_url = match tls {
+            None => format!("http://{http_addr}"),
+            Some(_) => format!("https://{http_addr}"),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
         let server_clock = clock.clone();
         let task = tokio::spawn(async move {
-            warden_server::serve(listener, config, server_clock, async {
+            let stopped = async {
                 stopped.await.ok();
-            })
+            };
+            warden_server::serve_listeners(
+                listener,
+                Some(http_listener),
+                config,
+                server_clock,
+                stopped,
+            )
             .await
             .map_err(|error| {
                 std::error::Error::source(&error)
@@ -347,6 +363,7 @@ impl TestServer {
         };
         let mut server = Self {
             addr,
+            http_url,
             channel,
             db,
             clock,

@@ -6,6 +6,10 @@
 //! `warden-load <address> <operator token> [seconds per workload] [connections] [streams each]
 //!  [users, e.g. 1000,1000000] [chart.svg]`
 //!
+//! With `WARDEN_LOAD_HTTP=<host:port>` (the server's `WARDEN_HTTP_ADDR`), a third workload asks the
+//! same question through AuthZEN's `POST /access/v1/evaluation`, with as many concurrent callers
+//! (HTTP/1.1 keep-alive connections, one per caller), in the same alternating rounds.
+//!
 //! With a list of user counts (and `DATABASE_URL` naming the server's PostgreSQL database), it
 //! seeds that many active users with the read-only role straight into the database (seeding a
 //! million through the API would take hours), checks `payments.read` for a user picked at random
@@ -83,6 +87,7 @@ enum Workload {
     Check,
     /// CheckPermission with `minimize_latency`: the replica's copy of the revisions, unleased.
     CheckMinimizeLatency,
+    Evaluation,
 }
 
 #[derive(Default)]
@@ -92,6 +97,10 @@ struct Tally {
     busy: Duration,
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one round's whole setting, passed as is"
+)]
 async fn round(
     channels: &[Channel],
     streams: usize,
@@ -99,6 +108,7 @@ async fn round(
     check: &v1::CheckPermissionRequest,
     users: &Arc<Vec<String>>,
     key: &str,
+    http: &Option<(reqwest::Client, String)>,
     tally: &Arc<Mutex<Tally>>,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + ROUND;
@@ -110,12 +120,18 @@ async fn round(
             // A cheap per-task sequence (no RNG crate): an odd stride through the users.
             let mut next = uuid::Uuid::new_v4().as_u128() as usize;
             let token = MetadataValue::try_from(format!("Bearer {key}"))?;
+            let (http, bearer) = (http.clone(), format!("Bearer {key}"));
             tasks.push(tokio::spawn(async move {
                 let mut health = HealthClient::new(channel.clone());
                 let mut checks = AuthorizationServiceClient::new(channel);
                 let mut mine = Tally::default();
                 while Instant::now() < deadline {
                     let started = Instant::now();
+                    let mut check = check.clone();
+                    if !users.is_empty() {
+                        next = next.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                        check.user_id = users[next % users.len()].clone();
+                    }
                     let ok = match workload {
                         Workload::Health => health
                             .check(HealthCheckRequest {
@@ -124,15 +140,10 @@ async fn round(
                             .await
                             .is_ok(),
                         Workload::Check | Workload::CheckMinimizeLatency => {
-                            let mut check = check.clone();
                             if workload == Workload::CheckMinimizeLatency {
                                 check.consistency = Some(v1::Consistency {
                                     requirement: Some(Requirement::MinimizeLatency(true)),
                                 });
-                            }
-                            if !users.is_empty() {
-                                next = next.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                                check.user_id = users[next % users.len()].clone();
                             }
                             let mut request = Request::new(check);
                             request
@@ -143,6 +154,10 @@ async fn round(
                                 .await
                                 .is_ok_and(|reply| reply.into_inner().allowed)
                         }
+                        Workload::Evaluation => match &http {
+                            Some((client, url)) => evaluate(client, url, &bearer, &check).await,
+                            None => false,
+                        },
                     };
                     mine.latencies.push(started.elapsed());
                     mine.errors += u64::from(!ok);
@@ -215,6 +230,33 @@ async fn warm(
         users.len() as f64 / seconds
     );
     Ok(())
+}
+
+/// The AuthZEN evaluation of `check`; true when it answered `"decision": true`.
+async fn evaluate(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    check: &v1::CheckPermissionRequest,
+) -> bool {
+    let body = format!(
+        r#"{{"subject":{{"type":"user","id":"{}"}},"action":{{"name":"{}"}},"resource":{{"type":"organization","id":"{}"}}}}"#,
+        check.user_id, check.permission, check.organization_id
+    );
+    let sent = client
+        .post(url)
+        .header("authorization", bearer)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => response
+            .bytes()
+            .await
+            .is_ok_and(|body| body.starts_with(br#"{"decision":true"#)),
+        _ => false,
+    }
 }
 
 /// Calls/s and p99 (ms) of one workload, and its Markdown row.
@@ -384,6 +426,16 @@ async fn main() -> Result<(), Failure> {
         channels.push(endpoint.connect().await?);
     }
     let (organization, owner, key) = setup(channels[0].clone(), operator).await?;
+    let http = std::env::var("WARDEN_LOAD_HTTP")
+        .ok()
+        .filter(|address| !address.is_empty())
+        .map(|address| {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(connections * streams)
+                .build()?;
+            Ok::<_, reqwest::Error>((client, format!("http://{address}/access/v1/evaluation")))
+        })
+        .transpose()?;
     let database = match sizes.iter().any(|size| *size > 0) {
         true => Some(
             sea_orm::Database::connect(std::env::var("DATABASE_URL").map_err(
@@ -415,13 +467,21 @@ async fn main() -> Result<(), Failure> {
         };
         warm(&channels, &check, &users, &key).await?;
         let (health, checks, latency) = (Arc::default(), Arc::default(), Arc::default());
+        let evaluations = Arc::default();
         for _ in 0..seconds.div_ceil(ROUND.as_secs()).max(1) {
             for (workload, tally) in [
                 (Workload::Health, &health),
                 (Workload::Check, &checks),
                 (Workload::CheckMinimizeLatency, &latency),
+                (Workload::Evaluation, &evaluations),
             ] {
-                round(&channels, streams, workload, &check, &users, &key, tally).await?;
+                if workload == Workload::Evaluation && http.is_none() {
+                    continue;
+                }
+                round(
+                    &channels, streams, workload, &check, &users, &key, &http, tally,
+                )
+                .await?;
             }
         }
         let (health_rate, health_p99, health_row) =
@@ -442,6 +502,18 @@ async fn main() -> Result<(), Failure> {
             latency_rate / health_rate,
             latency_p99 / health_p99
         );
+        if http.is_some() {
+            let (rate, p99, line) = row(
+                "AuthZEN POST /access/v1/evaluation",
+                &mut *evaluations.lock().await,
+            );
+            println!("| {shown} {line}");
+            println!(
+                "evaluation/check at {shown} users: {:.3} (p99 {:.2}x)",
+                rate / check_rate,
+                p99 / check_p99
+            );
+        }
         points.push(Point {
             users: shown,
             health: (health_rate, health_p99),

@@ -24,6 +24,9 @@ impl std::fmt::Debug for Secret {
 pub struct Config {
     /// `WARDEN_LISTEN_ADDR`: where `warden` listens (the binary only; tests hand over a listener).
     pub listen_addr: SocketAddr,
+    /// `WARDEN_HTTP_ADDR`: the HTTP listener of OpenID discovery, the JWKS and the AuthZEN API; it
+    /// speaks TLS when the gRPC port does, with the same files. Default `127.0.0.1:8080`.
+    pub http_addr: Option<SocketAddr>,
     /// `DATABASE_URL`: `postgres://…` or `sqlite://…`; unset means `sqlite://<data_dir>/warden.db`.
     pub database_url: Option<String>,
     /// `REDIS_URL`: the shared second level of the subject cache (`redis://…`, or a Redis Cluster's
@@ -160,6 +163,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             database_url: None,
             redis_url: None,
             operator_token: None,

@@ -11,6 +11,7 @@ mod factors;
 mod grants;
 mod guard;
 mod health;
+mod http;
 mod input;
 mod janitor;
 mod known_keys;
@@ -64,12 +65,29 @@ use crate::{
 const DEFAULT_CATALOGUE: &str = include_str!("../../../catalogue/default.toml");
 
 /// gRPC messages above this size are refused before they are decoded.
-const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-/// Serves the v1 API on `listener` until `shutdown` resolves; then reports NOT_SERVING, stops
-/// accepting, lets in-flight RPCs finish (for at most `shutdown_grace_ms`) and flushes telemetry.
+/// Serves the v1 API on `listener`, and the HTTP API on `config.http_addr`, until `shutdown`
+/// resolves; see `serve_listeners`.
 pub async fn serve(
     listener: TcpListener,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let http = match config.http_addr {
+        Some(address) => Some(TcpListener::bind(address).await.map_err(Error::internal)?),
+        None => None,
+    };
+    serve_listeners(listener, http, config, clock, shutdown).await
+}
+
+/// Serves the v1 API on `listener` and the HTTP API (`http/`) on `http` until `shutdown` resolves;
+/// then reports NOT_SERVING, stops accepting, lets in-flight requests finish (for at most
+/// `shutdown_grace_ms`) and flushes telemetry.
+pub async fn serve_listeners(
+    listener: TcpListener,
+    http: Option<TcpListener>,
     config: Config,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
@@ -120,9 +138,10 @@ pub async fn serve(
             cert,
             key,
             client_ca: config.tls_client_ca_file.clone(),
+            http1: false,
         });
     let tls = tls_files.is_some();
-    let incoming = tls::incoming(listener, tls_files, state.clock.clone())?;
+    let incoming = tls::incoming(listener, tls_files.clone(), state.clock.clone())?;
     // Probes that cannot speak TLS ask this listener; it shares the health reporter, so it answers
     // exactly what the API port's health service answers.
     let health_only = match config.health_listen_addr {
@@ -146,6 +165,35 @@ pub async fn serve(
     ));
     let probe_stopper = probe.abort_handle();
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    // A second tonic server with HTTP/1.1 on: the same TLS, request layer and graceful shutdown.
+    let http_served = match http {
+        Some(http_listener) => {
+            let http_address = http_listener.local_addr().map_err(Error::internal)?;
+            let tls_files = tls_files.map(|files| tls::TlsFiles {
+                http1: true,
+                ..files
+            });
+            let incoming = tls::incoming(http_listener, tls_files, state.clock.clone())?;
+            let mut http_stopped = stopped.clone();
+            tracing::info!(address = %http_address, tls, "http api serving");
+            Some(
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .layer(requests::RpcLayer(telemetry.clone()))
+                    .add_routes(http::router(state.clone(), tls))
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = http_stopped.wait_for(|stopping| *stopping).await;
+                    }),
+            )
+        }
+        None => None,
+    };
+    let http_served = async move {
+        match http_served {
+            Some(served) => served.await.map_err(Error::internal),
+            None => Ok(()),
+        }
+    };
     let shutdown = {
         let health = health.clone();
         async move {
@@ -182,9 +230,13 @@ pub async fn serve(
         ))
         .add_service(limited!(AuditServiceServer, Audit(state.clone())))
         .serve_with_incoming_shutdown(incoming, shutdown);
+    let served = async move {
+        let (grpc, http) = tokio::join!(served, http_served);
+        grpc.map_err(Error::internal).and(http)
+    };
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let served = tokio::select! {
-        served = served => served.map_err(Error::internal),
+        served = served => served,
         () = async {
             let _ = stopped.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(grace).await;

@@ -46,6 +46,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
+    /// Also offer HTTP/1.1 in ALPN: the HTTP listener (`http/`), whose clients may not speak h2.
+    pub http1: bool,
 }
 
 /// The serving certificate: the one loaded last, replaced when the files hold a different, valid
@@ -159,11 +161,12 @@ fn certified_key((cert_pem, key_pem): &(Vec<u8>, Vec<u8>)) -> Result<Arc<Certifi
     Ok(Arc::new(certified))
 }
 
-/// The rustls configuration of the gRPC port: HTTP/2 only (gRPC), the certificate from `resolver`,
+/// The rustls configuration of the gRPC port: HTTP/2 only (gRPC; the HTTP listener adds HTTP/1.1), the certificate from `resolver`,
 /// and a client certificate required when `client_ca` is given.
 fn server_config(
     resolver: Arc<RotatingCertificate>,
     client_ca: Option<&Path>,
+    http1: bool,
 ) -> Result<ServerConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -192,6 +195,9 @@ fn server_config(
     };
     let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec()];
+    if http1 {
+        config.alpn_protocols.push(b"http/1.1".to_vec());
+    }
     Ok(config)
 }
 
@@ -264,9 +270,13 @@ pub fn incoming(
             .map(|accepted| accepted.map(Connection::Plain));
         return Ok(Incoming::Plain(Box::pin(plain)));
     };
-    let client_ca = files.client_ca.clone();
+    let (client_ca, http1) = (files.client_ca.clone(), files.http1);
     let resolver = Arc::new(RotatingCertificate::load(files, clock)?);
-    let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver, client_ca.as_deref())?));
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(
+        resolver,
+        client_ca.as_deref(),
+        http1,
+    )?));
     let (sender, receiver) = mpsc::channel(ACCEPTED_BACKLOG);
     let task = tokio::spawn(accept_tls(listener, acceptor, sender));
     Ok(Incoming::Tls {
@@ -376,6 +386,7 @@ mod tests {
             cert: dir.join("tls.crt"),
             key: dir.join("tls.key"),
             client_ca: None,
+            http1: false,
         }
     }
 

@@ -116,6 +116,11 @@ impl TokenService {
         })
     }
 
+    /// The `iss` of every access token (`WARDEN_ISSUER`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Signs an access token for a session with the newest key.
     pub async fn issue(
         &self,

@@ -10,7 +10,7 @@ use warden_proto::v1::{self, authorization_service_server::AuthorizationService}
 use crate::{
     call::call,
     convert::{self, Page},
-    state::{Caller, Shared},
+    state::{AppState, Caller, Shared},
     status::to_status,
     telemetry,
 };
@@ -92,22 +92,7 @@ impl Authorization {
         request: Request<v1::CheckPermissionRequest>,
     ) -> Result<v1::CheckPermissionResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        let (organization, check, consistency) = convert::check(&input, &self.0.catalogue)?;
-        ensure_caller_may_ask(&call.caller, organization)?;
-        let metrics = self.0.metrics.as_deref();
-        let decision = telemetry::count_cache(
-            metrics,
-            1,
-            self.0.authorizer.check(organization, &check, consistency),
-        )
-        .await?;
-        if let Some(metrics) = metrics {
-            metrics.decisions(
-                usize::from(decision.allowed),
-                usize::from(!decision.allowed),
-            );
-        }
-        Ok(convert::decision(decision, input.explain))
+        decide(&self.0, &call.caller, &input).await
     }
 
     async fn check_many(
@@ -115,59 +100,8 @@ impl Authorization {
         request: Request<v1::CheckPermissionsRequest>,
     ) -> Result<v1::CheckPermissionsResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        if input.checks.is_empty() || input.checks.len() > MAX_BATCH {
-            return Err(Error::invalid(
-                "checks",
-                format!("must hold 1 to {MAX_BATCH} checks"),
-            ));
-        }
-        let parsed = convert::checks(&input.checks, &self.0.catalogue)?;
-        // Group by organisation so each is authorised, looked up and evaluated once.
-        let mut organizations: Vec<OrganizationId> = parsed
-            .iter()
-            .map(|(organization, _, _)| *organization)
-            .collect();
-        organizations.sort();
-        organizations.dedup();
-        let mut results = vec![None; parsed.len()];
-        for organization in organizations {
-            ensure_caller_may_ask(&call.caller, organization)?;
-            let (indices, checks): (Vec<usize>, Vec<Check>) = parsed
-                .iter()
-                .enumerate()
-                .filter(|(_, (org, _, _))| *org == organization)
-                .map(|(index, (_, check, _))| (index, check.clone()))
-                .unzip();
-            // One revision for the organisation's checks: the strictest any of them asks for.
-            let consistency = parsed
-                .iter()
-                .filter(|(org, _, _)| *org == organization)
-                .map(|(_, _, consistency)| *consistency)
-                .max()
-                .unwrap_or_default();
-            let metrics = self.0.metrics.as_deref();
-            let users = checks
-                .iter()
-                .map(|check| check.user)
-                .collect::<std::collections::BTreeSet<_>>();
-            let decisions = telemetry::count_cache(
-                metrics,
-                users.len(),
-                self.0
-                    .authorizer
-                    .check_many(organization, &checks, consistency),
-            )
-            .await?;
-            if let Some(metrics) = metrics {
-                let allowed = decisions.iter().filter(|decision| decision.allowed).count();
-                metrics.decisions(allowed, decisions.len() - allowed);
-            }
-            for (index, decision) in indices.into_iter().zip(decisions) {
-                results[index] = Some(convert::decision(decision, input.checks[index].explain));
-            }
-        }
         Ok(v1::CheckPermissionsResponse {
-            results: results.into_iter().flatten().collect(),
+            results: decide_many(&self.0, &call.caller, &input.checks).await?,
         })
     }
 
@@ -176,20 +110,8 @@ impl Authorization {
         request: Request<v1::ListEffectivePermissionsRequest>,
     ) -> Result<v1::ListEffectivePermissionsResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
-        let user = UserId::parse("user_id", &input.user_id)?;
-        let target = convert::target(&input.entity_id)?;
-        let consistency = convert::consistency(input.consistency.as_ref())?;
-        ensure_caller_may_ask(&call.caller, organization)?;
-        let held = self
-            .0
-            .authorizer
-            .effective_permissions(organization, user, target, consistency)
-            .await?;
-        let mut permissions: Vec<_> = held.into_iter().collect();
-        permissions.sort_by_key(|key| self.0.catalogue.position(key).unwrap_or(usize::MAX));
         Ok(v1::ListEffectivePermissionsResponse {
-            permissions: permissions.into_iter().map(|key| key.to_string()).collect(),
+            permissions: effective(&self.0, &call.caller, &input).await?,
         })
     }
 
@@ -258,4 +180,109 @@ impl Authorization {
             next_page_token: Page::resume_after(found.next.map(|entity| entity.to_string())),
         })
     }
+}
+
+/// One CheckPermission as `caller` asked it: the gRPC service and the AuthZEN endpoint (`http/`)
+/// decide through here, so both answer alike.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    input: &v1::CheckPermissionRequest,
+) -> Result<v1::CheckPermissionResponse, Error> {
+    let (organization, check, consistency) = convert::check(input, &state.catalogue)?;
+    ensure_caller_may_ask(caller, organization)?;
+    let metrics = state.metrics.as_deref();
+    let decision = telemetry::count_cache(
+        metrics,
+        1,
+        state.authorizer.check(organization, &check, consistency),
+    )
+    .await?;
+    if let Some(metrics) = metrics {
+        metrics.decisions(
+            usize::from(decision.allowed),
+            usize::from(!decision.allowed),
+        );
+    }
+    Ok(convert::decision(decision, input.explain))
+}
+
+/// CheckPermissions: results in request order.
+pub async fn decide_many(
+    state: &AppState,
+    caller: &Caller,
+    input: &[v1::CheckPermissionRequest],
+) -> Result<Vec<v1::CheckPermissionResponse>, Error> {
+    if input.is_empty() || input.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            "checks",
+            format!("must hold 1 to {MAX_BATCH} checks"),
+        ));
+    }
+    let parsed = convert::checks(input, &state.catalogue)?;
+    // Group by organisation so each is authorised, looked up and evaluated once.
+    let mut organizations: Vec<OrganizationId> = parsed
+        .iter()
+        .map(|(organization, _, _)| *organization)
+        .collect();
+    organizations.sort();
+    organizations.dedup();
+    let mut results = vec![None; parsed.len()];
+    for organization in organizations {
+        ensure_caller_may_ask(caller, organization)?;
+        let (indices, checks): (Vec<usize>, Vec<Check>) = parsed
+            .iter()
+            .enumerate()
+            .filter(|(_, (org, _, _))| *org == organization)
+            .map(|(index, (_, check, _))| (index, check.clone()))
+            .unzip();
+        // One revision for the organisation's checks: the strictest any of them asks for.
+        let consistency = parsed
+            .iter()
+            .filter(|(org, _, _)| *org == organization)
+            .map(|(_, _, consistency)| *consistency)
+            .max()
+            .unwrap_or_default();
+        let metrics = state.metrics.as_deref();
+        let users = checks
+            .iter()
+            .map(|check| check.user)
+            .collect::<std::collections::BTreeSet<_>>();
+        let decisions = telemetry::count_cache(
+            metrics,
+            users.len(),
+            state
+                .authorizer
+                .check_many(organization, &checks, consistency),
+        )
+        .await?;
+        if let Some(metrics) = metrics {
+            let allowed = decisions.iter().filter(|decision| decision.allowed).count();
+            metrics.decisions(allowed, decisions.len() - allowed);
+        }
+        for (index, decision) in indices.into_iter().zip(decisions) {
+            results[index] = Some(convert::decision(decision, input[index].explain));
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// ListEffectivePermissions: the keys `input.user_id` holds, in catalogue order.
+pub async fn effective(
+    state: &AppState,
+    caller: &Caller,
+    input: &v1::ListEffectivePermissionsRequest,
+) -> Result<Vec<String>, Error> {
+    let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+    let user = UserId::parse("user_id", &input.user_id)?;
+    let target = convert::target(&input.entity_id)?;
+    let consistency = convert::consistency(input.consistency.as_ref())?;
+    ensure_caller_may_ask(caller, organization)?;
+    let held = state
+        .authorizer
+        .effective_permissions(organization, user, target, consistency)
+        .await?;
+    let mut permissions: Vec<_> = held.into_iter().collect();
+    permissions.sort_by_key(|key| state.catalogue.position(key).unwrap_or(usize::MAX));
+    Ok(permissions.into_iter().map(|key| key.to_string()).collect())
 }

@@ -32,6 +32,8 @@ macro_rules! actions {
 actions! {
     ApiKeyCreated => "api_key.created" on "api_key",
     ApiKeyRevoked => "api_key.revoked" on "api_key",
+    ClientCertificateMapped => "client_certificate.mapped" on "client_certificate_mapping",
+    ClientCertificateUnmapped => "client_certificate.unmapped" on "client_certificate_mapping",
     EntityCreated => "entity.created" on "entity",
     GroupCreated => "group.created" on "group",
     GroupDeleted => "group.deleted" on "group",

@@ -12,6 +12,7 @@ mod m20261202_000008_sessions_authenticated_at;
 mod m20261202_000009_organization_revisions;
 mod m20261202_000010_organization_indexes;
 mod m20261202_000011_revision_changes;
+mod m20261202_000012_client_certificate_mappings;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_organization_revisions::Migration),
             Box::new(m20261202_000010_organization_indexes::Migration),
             Box::new(m20261202_000011_revision_changes::Migration),
+            Box::new(m20261202_000012_client_certificate_mappings::Migration),
         ]
     }
 }

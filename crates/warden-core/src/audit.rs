@@ -33,6 +33,8 @@ actions! {
     ApiKeyCreated => "api_key.created" on "api_key",
     ApiKeyRevoked => "api_key.revoked" on "api_key",
     EntityArchived => "entity.archived" on "entity",
+    ClientCertificateMapped => "client_certificate.mapped" on "client_certificate_mapping",
+    ClientCertificateUnmapped => "client_certificate.unmapped" on "client_certificate_mapping",
     EntityCreated => "entity.created" on "entity",
     EntityRestored => "entity.restored" on "entity",
     EntityUpdated => "entity.updated" on "entity",

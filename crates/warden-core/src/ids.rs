@@ -58,6 +58,10 @@ uuid_id!(
     ApiKeyId
 );
 uuid_id!(
+    /// A client certificate's SAN URI mapped to an organisation's service principal.
+    ClientCertificateMappingId
+);
+uuid_id!(
     /// A sign-in session; the `sid` claim of access tokens.
     SessionId
 );

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     ids::{
-        ApiKeyId, AuditEventId, ChallengeId, EntityId, FactorId, GroupId, InvitationId,
-        NotificationId, OrganizationId, PermissionKey, RoleId, SessionId, UserId,
+        ApiKeyId, AuditEventId, ChallengeId, ClientCertificateMappingId, EntityId, FactorId,
+        GroupId, InvitationId, NotificationId, OrganizationId, PermissionKey, RoleId, SessionId,
+        UserId,
     },
     validate::Email,
 };
@@ -483,6 +484,18 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A client certificate's SAN URI that authenticates as its organisation's service principal
+/// (mutual TLS), an alternative to an API key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientCertificateMapping {
+    pub id: ClientCertificateMappingId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    /// Unique across organisations: one certificate identity is one principal.
+    pub uri: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -9,12 +9,12 @@ use crate::{
     decision::{EntityTree, Subject},
     entities::EntityChange,
     ids::{
-        ApiKeyId, ChallengeId, EntityId, FactorId, GroupId, InvitationId, NotificationId,
-        OrganizationId, RoleId, SessionId, UserId,
+        ApiKeyId, ChallengeId, ClientCertificateMappingId, EntityId, FactorId, GroupId,
+        InvitationId, NotificationId, OrganizationId, RoleId, SessionId, UserId,
     },
     model::{
-        ApiKey, AuditEvent, AuditFilter, Challenge, Entity, Grant, Group, Invitation,
-        InvitationState, NewOrganization, NewUser, Notification, Organization,
+        ApiKey, AuditEvent, AuditFilter, Challenge, ClientCertificateMapping, Entity, Grant, Group,
+        Invitation, InvitationState, NewOrganization, NewUser, Notification, Organization,
         OrganizationSettings, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
         SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
         UserStatus,
@@ -455,6 +455,31 @@ pub trait ApiKeyStore: Send + Sync {
         at: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<ApiKey, Error>;
+    /// `AlreadyExists` when the uri is mapped, by any organisation.
+    async fn create_client_certificate_mapping(
+        &self,
+        mapping: &ClientCertificateMapping,
+        audit: &AuditEvent,
+    ) -> Result<ClientCertificateMapping, Error>;
+    /// The mapping of a certificate's SAN URI, whichever organisation holds it.
+    async fn find_client_certificate_mapping(
+        &self,
+        uri: &str,
+    ) -> Result<Option<ClientCertificateMapping>, Error>;
+    /// Newest first, after the cursor.
+    async fn list_client_certificate_mappings(
+        &self,
+        organization: OrganizationId,
+        after: Option<ClientCertificateMappingId>,
+        limit: u64,
+    ) -> Result<Vec<ClientCertificateMapping>, Error>;
+    /// `NotFound` for another organisation's mapping.
+    async fn delete_client_certificate_mapping(
+        &self,
+        organization: OrganizationId,
+        id: ClientCertificateMappingId,
+        audit: &AuditEvent,
+    ) -> Result<ClientCertificateMapping, Error>;
 }
 
 #[async_trait]

@@ -58,9 +58,61 @@ impl Email {
     }
 }
 
+/// A certificate's URI subject alternative name as a mapping stores it: `scheme:rest` (RFC 3986's
+/// scheme, a non-empty rest), printable ASCII without spaces, at most 2048 characters. Compared
+/// exactly, as the certificate carries it: no normalisation, so one URI is never two principals.
+pub fn san_uri(field: &'static str, text: &str) -> Result<String, Error> {
+    if text.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    if text.len() > 2048 {
+        return Err(Error::invalid(field, "must be at most 2048 characters"));
+    }
+    let malformed = || {
+        Error::invalid(
+            field,
+            "must be an absolute URI such as spiffe://acme/payments",
+        )
+    };
+    let (scheme, rest) = text.split_once(':').ok_or_else(malformed)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let rest_ok = !rest.is_empty() && rest != "//" && rest.chars().all(|c| c.is_ascii_graphic());
+    if !(scheme_ok && rest_ok) {
+        return Err(malformed());
+    }
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn san_uris_are_absolute_and_kept_as_given() {
+        for good in [
+            "spiffe://acme/payments",
+            "urn:acme:billing",
+            "https://svc.example/x?y=1",
+        ] {
+            assert_eq!(san_uri("uri", good).unwrap(), good);
+        }
+        for bad in [
+            "",
+            "payments",
+            ":acme",
+            "1spiffe://acme",
+            "spiffe:",
+            "spiffe://",
+            "spiffe://acme/pay ments",
+            "spiffe://acme/paymént",
+        ] {
+            assert!(san_uri("uri", bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(san_uri("uri", &format!("spiffe://{}", "a".repeat(2048))).is_err());
+    }
 
     #[test]
     fn emails_are_normalised_and_malformed_ones_refused() {

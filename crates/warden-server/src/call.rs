@@ -98,16 +98,62 @@ fn bearer<T>(request: &Request<T>) -> Result<&str, Error> {
 }
 
 /// Identifies the caller from `authorization: Bearer …`: the operator token, an API key or a user's
-/// access token whose session and user are still live. An address that keeps presenting tokens that
+/// access token whose session and user are still live; without that header, from the SAN URIs of
+/// the client certificate mutual TLS verified. An address that keeps presenting credentials that
 /// authenticate nothing is refused for a while (`bad_tokens.rs`).
 pub async fn authenticate<T>(state: &Shared, request: &Request<T>) -> Result<Caller, Error> {
     let address = state.client_ip(request);
     state.bad_tokens.refuse_if_blocked(address)?;
-    let identified = identify(state, bearer(request)?).await;
+    let client_uris = request
+        .extensions()
+        .get::<crate::tls::PeerInfo>()
+        .map(|peer| peer.client_uris.clone())
+        .filter(|uris| !uris.is_empty());
+    let identified = match client_uris {
+        Some(uris) if request.metadata().get("authorization").is_none() => {
+            service_principal(state, &uris).await
+        }
+        _ => identify(state, bearer(request)?).await,
+    };
     if let Err(Error::Unauthenticated(_)) = &identified {
         state.bad_tokens.failed(address);
     }
     identified
+}
+
+/// The organisation whose mapping names one of the certificate's URIs (`known_mappings` first). A
+/// certificate whose URIs are mapped by two organisations is no one's: the CA vouched for both.
+async fn service_principal(state: &Shared, uris: &[String]) -> Result<Caller, Error> {
+    let mut organization = None;
+    for uri in uris {
+        let mapping = match state.known_mappings.get(uri, &state.authorizer) {
+            Some(mapping) => mapping,
+            None => {
+                let read_after = state.authorizer.latest();
+                let Some(mapping) = state.store.find_client_certificate_mapping(uri).await? else {
+                    continue;
+                };
+                state.known_mappings.put(
+                    uri.clone(),
+                    mapping.organization_id,
+                    mapping.clone(),
+                    read_after,
+                );
+                mapping
+            }
+        };
+        if organization.is_some_and(|found| found != mapping.organization_id) {
+            return Err(Error::Unauthenticated(
+                "client certificate: its URIs are mapped by more than one organization",
+            ));
+        }
+        organization = Some(mapping.organization_id);
+    }
+    organization
+        .map(|organization| Caller::ApiKey { organization })
+        .ok_or(Error::Unauthenticated(
+            "client certificate: no organization maps its URIs; send a bearer token",
+        ))
 }
 
 async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
@@ -128,7 +174,12 @@ async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
                     state.bad_tokens.remember_unknown_key(prefix);
                     return Err(invalid());
                 };
-                state.known_keys.put(key.clone(), hash.clone(), read_after);
+                state.known_keys.put(
+                    prefix.to_owned(),
+                    key.organization_id,
+                    (key.clone(), hash.clone()),
+                    read_after,
+                );
                 (key, hash)
             }
         };

@@ -186,6 +186,18 @@ pub fn api_key(key: &model::ApiKey) -> v1::ApiKey {
     }
 }
 
+pub fn client_certificate_mapping(
+    mapping: &model::ClientCertificateMapping,
+) -> v1::ClientCertificateMapping {
+    v1::ClientCertificateMapping {
+        id: mapping.id.to_string(),
+        organization_id: mapping.organization_id.to_string(),
+        name: mapping.name.clone(),
+        uri: mapping.uri.clone(),
+        create_time: Some(timestamp(mapping.created_at)),
+    }
+}
+
 /// One list RPC's paging: how many rows, and after which sort key. Every list RPC reads it with
 /// `Page::parse`, asks the store for `page.fetch()` rows and answers `page.cut(rows, key)`.
 #[derive(Clone, Debug)]

@@ -133,7 +133,11 @@ fn throttled(retry_after: chrono::Duration) -> Error {
 impl AppState {
     /// The client behind `request`: its TCP peer, or the address a trusted proxy forwarded.
     pub fn client_ip<T>(&self, request: &Request<T>) -> Option<IpAddr> {
-        let peer = request.remote_addr()?.ip();
+        let peer = match request.extensions().get::<crate::tls::PeerInfo>() {
+            Some(info) => info.tcp.remote_addr()?,
+            None => request.remote_addr()?,
+        }
+        .ip();
         let values = |name: &str| -> Vec<&str> {
             request
                 .metadata()

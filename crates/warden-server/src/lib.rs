@@ -384,6 +384,7 @@ async fn start(
         email_conflicts: guard::per_user_per_hour(config.email_conflicts_per_hour),
         api_key_touches: Default::default(),
         known_keys: Default::default(),
+        known_mappings: Default::default(),
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
         ),

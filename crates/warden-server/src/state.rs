@@ -40,6 +40,7 @@ pub struct AppState {
     /// the check path does not write on every call.
     pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,
     pub known_keys: crate::known_keys::KnownKeys,
+    pub known_mappings: crate::known_keys::KnownMappings,
     /// Metric instruments; `None` unless an OTLP endpoint is configured.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
@@ -57,6 +58,8 @@ pub struct UserCaller {
 pub enum Caller {
     Operator,
     User(UserCaller),
+    /// An organisation's service principal: an API key, or a client certificate whose SAN URI
+    /// the organisation mapped (mutual TLS). Both may call what an API key may call.
     ApiKey {
         organization: OrganizationId,
     },

@@ -1,6 +1,8 @@
 //! TLS on the gRPC port (`WARDEN_TLS_CERT_FILE`, `WARDEN_TLS_KEY_FILE`): rustls with ring, and a
 //! certificate re-read when its files change, so a renewed certificate is served without a restart.
-//! With `WARDEN_TLS_CLIENT_CA_FILE`, every client must present a certificate that CA issued.
+//! With `WARDEN_TLS_CLIENT_CA_FILE`, every client must present a certificate that CA issued (the CA
+//! file re-read the same way); its SAN URIs reach each request in `PeerInfo`, where `call.rs` maps
+//! them to an organisation's service principal.
 use std::{
     io,
     path::{Path, PathBuf},
@@ -20,9 +22,14 @@ use tokio::{
 use tokio_rustls::{
     TlsAcceptor,
     rustls::{
-        self, ServerConfig,
+        self, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
+        client::danger::HandshakeSignatureValid,
+        pki_types::UnixTime,
         pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
-        server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
+        server::{
+            ClientHello, ResolvesServerCert, WebPkiClientVerifier,
+            danger::{ClientCertVerified, ClientCertVerifier},
+        },
         sign::CertifiedKey,
     },
     server::TlsStream,
@@ -35,6 +42,8 @@ use warden_core::{Error, clock::Clock};
 const RECHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SAN URIs read from one client certificate at most: each may cost a database read.
+const MAX_CLIENT_URIS: usize = 8;
 /// How long the acceptor waits after a failed accept.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Handshakes finished but not yet taken by the server; the acceptor waits when it is full.
@@ -136,11 +145,7 @@ impl ResolvesServerCert for RotatingCertificate {
 }
 
 fn read_pair(files: &TlsFiles) -> io::Result<(Vec<u8>, Vec<u8>)> {
-    let read = |path: &Path| {
-        std::fs::read(path)
-            .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))
-    };
-    Ok((read(&files.cert)?, read(&files.key)?))
+    Ok((read_file(&files.cert)?, read_file(&files.key)?))
 }
 
 fn certified_key((cert_pem, key_pem): &(Vec<u8>, Vec<u8>)) -> Result<Arc<CertifiedKey>, String> {
@@ -161,37 +166,154 @@ fn certified_key((cert_pem, key_pem): &(Vec<u8>, Vec<u8>)) -> Result<Arc<Certifi
     Ok(Arc::new(certified))
 }
 
-/// The rustls configuration of the gRPC port: HTTP/2 only (gRPC; the HTTP listener adds HTTP/1.1), the certificate from `resolver`,
-/// and a client certificate required when `client_ca` is given.
+/// The CA file of client certificates: the verifier built from the file loaded last, rebuilt when
+/// the file holds different, valid certificates. A file that does not load keeps the previous CA.
+pub struct RotatingClientCa {
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    current: Mutex<LoadedCa>,
+}
+
+struct LoadedCa {
+    verifier: Arc<dyn ClientCertVerifier>,
+    pem: Vec<u8>,
+    checked_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for RotatingClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatingClientCa")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RotatingClientCa {
+    /// Loads the CA file once; a missing, invalid or empty file stops the start with its reason.
+    pub fn load(path: PathBuf, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let pem = read_file(&path).map_err(Error::internal)?;
+        let verifier = client_verifier(&pem).map_err(Error::internal)?;
+        let checked_at = clock.now();
+        Ok(Self {
+            path,
+            clock,
+            current: Mutex::new(LoadedCa {
+                verifier,
+                pem,
+                checked_at,
+            }),
+        })
+    }
+
+    /// The verifier to use now, after re-reading the file if a second has passed.
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        let mut loaded = self
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = self.clock.now();
+        if now - loaded.checked_at >= RECHECK_EVERY || now < loaded.checked_at {
+            loaded.checked_at = now;
+            match read_file(&self.path).and_then(|pem| {
+                if pem == loaded.pem {
+                    return Ok(None);
+                }
+                let verifier = client_verifier(&pem)
+                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                Ok(Some((pem, verifier)))
+            }) {
+                Ok(None) => {}
+                Ok(Some((pem, verifier))) => {
+                    tracing::info!(client_ca_file = %self.path.display(), "TLS client CA reloaded");
+                    loaded.pem = pem;
+                    loaded.verifier = verifier;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the TLS client CA file does not load; keeping the previous CA");
+                }
+            }
+        }
+        loaded.verifier.clone()
+    }
+}
+
+impl ClientCertVerifier for RotatingClientCa {
+    // No hints: they would borrow from a verifier that may be replaced, and they are optional
+    // (RFC 8446 §4.2.4); a client sends the certificate it has.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))
+}
+
+/// A verifier requiring a certificate that one of the CA file's certificates issued.
+fn client_verifier(pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|error| format!("tls_client_ca_file: {error}"))?;
+        roots
+            .add(cert)
+            .map_err(|error| format!("tls_client_ca_file: {error}"))?;
+    }
+    // Fails on an empty store: a CA file without a certificate is refused.
+    WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|error| format!("tls_client_ca_file: {error}"))
+}
+
+/// The rustls configuration of the gRPC port: HTTP/2 only (gRPC; the HTTP listener adds HTTP/1.1),
+/// the certificate from `resolver`, and a client certificate required when `client_ca` is given.
 fn server_config(
     resolver: Arc<RotatingCertificate>,
-    client_ca: Option<&Path>,
+    client_ca: Option<Arc<RotatingClientCa>>,
     http1: bool,
 ) -> Result<ServerConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(Error::internal)?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|error| {
-                Error::internal(format!("tls_client_ca_file: {}: {error}", path.display()))
-            })?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert =
-                    cert.map_err(|error| Error::internal(format!("tls_client_ca_file: {error}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|error| Error::internal(format!("tls_client_ca_file: {error}")))?;
-            }
-            // Fails on an empty store: a CA file without a certificate stops the start.
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|error| Error::internal(format!("tls_client_ca_file: {error}")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
     };
     let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec()];
@@ -201,6 +323,36 @@ fn server_config(
     Ok(config)
 }
 
+/// What a request knows of its connection: the TCP peer, and the SAN URIs of the client
+/// certificate the handshake verified (empty without mutual TLS).
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub tcp: TcpConnectInfo,
+    pub client_uris: Arc<[String]>,
+}
+
+/// The URI subject alternative names of a verified leaf certificate, in its order. A certificate
+/// that does not parse here has none (rustls verified it already; it then maps to nothing).
+fn san_uris(leaf: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::{extensions::GeneralName, prelude::FromDer as _};
+    let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(leaf) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .take(MAX_CLIENT_URIS)
+        .collect()
+}
+
 /// One accepted connection of the gRPC port, plaintext or TLS.
 pub enum Connection {
     Plain(TcpStream),
@@ -208,13 +360,27 @@ pub enum Connection {
 }
 
 impl Connected for Connection {
-    // The TCP peer, as for plaintext: the rate limits and the client address read it.
-    type ConnectInfo = TcpConnectInfo;
+    // Read once per connection: a certificate's URIs are parsed once, not per request.
+    type ConnectInfo = PeerInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
+    fn connect_info(&self) -> PeerInfo {
         match self {
-            Self::Plain(stream) => stream.connect_info(),
-            Self::Tls(stream) => stream.get_ref().0.connect_info(),
+            Self::Plain(stream) => PeerInfo {
+                tcp: stream.connect_info(),
+                client_uris: Arc::new([]),
+            },
+            Self::Tls(stream) => {
+                let (tcp, session) = stream.get_ref();
+                let uris = session
+                    .peer_certificates()
+                    .and_then(<[_]>::first)
+                    .map(san_uris)
+                    .unwrap_or_default();
+                PeerInfo {
+                    tcp: tcp.connect_info(),
+                    client_uris: uris.into(),
+                }
+            }
         }
     }
 }
@@ -270,13 +436,13 @@ pub fn incoming(
             .map(|accepted| accepted.map(Connection::Plain));
         return Ok(Incoming::Plain(Box::pin(plain)));
     };
-    let (client_ca, http1) = (files.client_ca.clone(), files.http1);
+    let http1 = files.http1;
+    let client_ca = match files.client_ca.clone() {
+        Some(path) => Some(Arc::new(RotatingClientCa::load(path, clock.clone())?)),
+        None => None,
+    };
     let resolver = Arc::new(RotatingCertificate::load(files, clock)?);
-    let acceptor = TlsAcceptor::from(Arc::new(server_config(
-        resolver,
-        client_ca.as_deref(),
-        http1,
-    )?));
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver, client_ca, http1)?));
     let (sender, receiver) = mpsc::channel(ACCEPTED_BACKLOG);
     let task = tokio::spawn(accept_tls(listener, acceptor, sender));
     Ok(Incoming::Tls {

@@ -1,11 +1,12 @@
-//! ApiKeyService: service credentials for AuthorizationService callers (SPEC §8).
+//! ApiKeyService: service credentials for AuthorizationService callers (SPEC §8): API keys, and the
+//! client certificate mappings that make a mutual TLS certificate an organisation's principal.
 use tonic::{Request, Response, Status};
 use warden_core::{
     Error,
     audit::Action,
     decision::Target,
-    ids::{ApiKeyId, OrganizationId},
-    model::ApiKey,
+    ids::{ApiKeyId, ClientCertificateMappingId, OrganizationId},
+    model::{ApiKey, ClientCertificateMapping},
     validate,
 };
 use warden_proto::v1::{self, api_key_service_server::ApiKeyService};
@@ -49,6 +50,36 @@ impl ApiKeyService for ApiKeys {
         request: Request<v1::RevokeApiKeyRequest>,
     ) -> Result<Response<v1::RevokeApiKeyResponse>, Status> {
         self.revoke(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn create_client_certificate_mapping(
+        &self,
+        request: Request<v1::CreateClientCertificateMappingRequest>,
+    ) -> Result<Response<v1::CreateClientCertificateMappingResponse>, Status> {
+        self.map_certificate(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn list_client_certificate_mappings(
+        &self,
+        request: Request<v1::ListClientCertificateMappingsRequest>,
+    ) -> Result<Response<v1::ListClientCertificateMappingsResponse>, Status> {
+        self.list_mappings(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn delete_client_certificate_mapping(
+        &self,
+        request: Request<v1::DeleteClientCertificateMappingRequest>,
+    ) -> Result<Response<v1::DeleteClientCertificateMappingResponse>, Status> {
+        self.unmap_certificate(request)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -138,6 +169,79 @@ impl ApiKeys {
         tracing::info!(organization_id = %organization, api_key_id = %key.id, "api key revoked");
         Ok(v1::RevokeApiKeyResponse {
             api_key: Some(convert::api_key(&key)),
+        })
+    }
+
+    async fn map_certificate(
+        &self,
+        request: Request<v1::CreateClientCertificateMappingRequest>,
+    ) -> Result<v1::CreateClientCertificateMappingResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = self.organization(&call, &input.organization_id).await?;
+        let mapping = ClientCertificateMapping {
+            id: ClientCertificateMappingId::generate(),
+            organization_id: organization,
+            name: validate::name("name", &input.name, 100)?,
+            uri: validate::san_uri("uri", &input.uri)?,
+            created_at: call.now,
+        };
+        let after = serde_json::json!({ "name": mapping.name, "uri": mapping.uri }).to_string();
+        let audit = call
+            .audit(organization, Action::ClientCertificateMapped, mapping.id)
+            .after(after);
+        let mapping = self
+            .0
+            .store
+            .create_client_certificate_mapping(&mapping, &audit)
+            .await?;
+        tracing::info!(organization_id = %organization, mapping_id = %mapping.id, "client certificate mapped");
+        Ok(v1::CreateClientCertificateMappingResponse {
+            client_certificate_mapping: Some(convert::client_certificate_mapping(&mapping)),
+        })
+    }
+
+    async fn list_mappings(
+        &self,
+        request: Request<v1::ListClientCertificateMappingsRequest>,
+    ) -> Result<v1::ListClientCertificateMappingsResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let organization = self.organization(&call, &input.organization_id).await?;
+        let page = Page::parse(input.page_size, &input.page_token)?;
+        let after = page.after_as(|id| ClientCertificateMappingId::parse("page_token", id))?;
+        let mappings = self
+            .0
+            .store
+            .list_client_certificate_mappings(organization, after, page.fetch())
+            .await?;
+        let (mappings, next_page_token) = page.cut(mappings, |mapping| mapping.id.to_string());
+        Ok(v1::ListClientCertificateMappingsResponse {
+            client_certificate_mappings: mappings
+                .iter()
+                .map(convert::client_certificate_mapping)
+                .collect(),
+            next_page_token,
+        })
+    }
+
+    async fn unmap_certificate(
+        &self,
+        request: Request<v1::DeleteClientCertificateMappingRequest>,
+    ) -> Result<v1::DeleteClientCertificateMappingResponse, Error> {
+        let (call, input) = call(&self.0, request).await?;
+        let id = ClientCertificateMappingId::parse(
+            "client_certificate_mapping_id",
+            &input.client_certificate_mapping_id,
+        )?;
+        let organization = self.organization(&call, &input.organization_id).await?;
+        let audit = call.audit(organization, Action::ClientCertificateUnmapped, id);
+        let mapping = self
+            .0
+            .store
+            .delete_client_certificate_mapping(organization, id, &audit)
+            .await?;
+        tracing::info!(organization_id = %organization, mapping_id = %mapping.id, "client certificate unmapped");
+        Ok(v1::DeleteClientCertificateMappingResponse {
+            client_certificate_mapping: Some(convert::client_certificate_mapping(&mapping)),
         })
     }
 }

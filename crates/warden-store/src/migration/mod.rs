@@ -14,6 +14,7 @@ mod m20261202_000010_organization_indexes;
 mod m20261202_000011_revision_changes;
 mod m20261202_000012_entity_archive;
 mod m20261202_000013_session_details;
+mod m20261202_000014_client_certificate_mappings;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_revision_changes::Migration),
             Box::new(m20261202_000012_entity_archive::Migration),
             Box::new(m20261202_000013_session_details::Migration),
+            Box::new(m20261202_000014_client_certificate_mappings::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table; ids are UUID text so SQLite and PostgreSQL share one schema.
 pub mod api_keys;
 pub mod audit_events;
+pub mod client_certificate_mappings;
 pub mod direct_permissions;
 pub mod entities;
 pub mod group_grants;

@@ -176,6 +176,8 @@ async fn http_authzen_metadata_lists_the_endpoints_that_exist() {
             "policy_decision_point": base,
             "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
             "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+            "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
+            "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
             "search_action_endpoint": format!("{base}/access/v1/search/action"),
         })
     );
@@ -645,4 +647,161 @@ async fn http_authzen_action_search_pages_through_effective_permissions() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["field"], "page.token");
+}
+
+/// Every page of a search, followed through `page.next_token`, and the ids found.
+async fn search_all(server: &TestServer, path: &str, key: &str, body: Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut token = String::new();
+    loop {
+        let mut body = body.clone();
+        body["page"] = json!({ "limit": 1, "token": token });
+        let (status, _, answer) = post(server, path, Some(key), body.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(answer["page"]["count"], results.len());
+        found.extend(
+            results
+                .iter()
+                .map(|result| result["id"].as_str().unwrap().to_owned()),
+        );
+        token = answer["page"]["next_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn http_authzen_subject_and_resource_searches_answer_as_checks_do() {
+    let server = TestServer::start().await;
+    let org = server.create_organization("Acme").await;
+    let other = server.create_organization("Globex").await;
+    let gmbh = server.create_entity(&org, "Acme GmbH", "").await;
+    let ltd = server.create_entity(&org, "Acme Ltd", "").await;
+    let refunder = server
+        .create_role(&org, "Refunder", &["payments.read", "payments.refund"])
+        .await;
+    let alan = server
+        .member(&org, "alan@example.com", vec![grant(&refunder, &[&gmbh])])
+        .await;
+    let bea = server
+        .member(&org, "bea@example.com", vec![grant(&refunder, &[])])
+        .await;
+    let checks = server.authorization(&org.api_key);
+
+    // Who may refund on each entity: exactly the users CheckPermission allows.
+    for entity in [&gmbh, &ltd] {
+        let body = json!({
+            "subject": { "type": "user" },
+            "action": { "name": "payments.refund" },
+            "resource": { "type": "entity", "id": entity },
+        });
+        let found = search_all(&server, "/access/v1/search/subject", &org.api_key, body).await;
+        let mut expected = Vec::new();
+        for user in [&org.owner_id, &alan.id, &bea.id] {
+            let allowed = checks
+                .clone()
+                .check_permission(v1::CheckPermissionRequest {
+                    organization_id: org.id.clone(),
+                    user_id: user.to_string(),
+                    permission: "payments.refund".into(),
+                    entity_id: entity.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .allowed;
+            if allowed {
+                expected.push(user.to_string());
+            }
+        }
+        expected.sort();
+        assert_eq!(found, expected, "entity {entity}");
+        assert!(found.contains(&bea.id));
+    }
+
+    // Where alan may refund: GmbH only; bea everywhere.
+    let body = |user: &str| {
+        json!({
+            "subject": { "type": "user", "id": user },
+            "action": { "name": "payments.refund" },
+            "resource": { "type": "entity" },
+        })
+    };
+    let alan_may = search_all(
+        &server,
+        "/access/v1/search/resource",
+        &org.api_key,
+        body(&alan.id),
+    )
+    .await;
+    assert_eq!(alan_may, std::slice::from_ref(&gmbh));
+    let mut both = vec![gmbh.clone(), ltd.clone()];
+    both.sort();
+    let bea_may = search_all(
+        &server,
+        "/access/v1/search/resource",
+        &org.api_key,
+        body(&bea.id),
+    )
+    .await;
+    assert_eq!(bea_may, both);
+
+    // Another organisation's key learns nothing; malformed input names its field.
+    let foreign = json!({
+        "subject": { "type": "user" },
+        "action": { "name": "payments.refund" },
+        "resource": { "type": "organization", "id": org.id },
+    });
+    let found = search_all(
+        &server,
+        "/access/v1/search/subject",
+        &other.api_key,
+        foreign,
+    )
+    .await;
+    assert!(found.is_empty());
+    let foreign_user = search_all(
+        &server,
+        "/access/v1/search/resource",
+        &other.api_key,
+        body(&bea.id),
+    )
+    .await;
+    assert!(foreign_user.is_empty());
+    for (path, body, field) in [
+        (
+            "/access/v1/search/subject",
+            json!({ "subject": { "type": "user" }, "action": { "name": "no.such" },
+                    "resource": { "type": "entity", "id": gmbh } }),
+            "action.name",
+        ),
+        (
+            "/access/v1/search/subject",
+            json!({ "subject": { "type": "group" }, "action": { "name": "payments.read" },
+                    "resource": { "type": "entity", "id": gmbh } }),
+            "subject.type",
+        ),
+        (
+            "/access/v1/search/resource",
+            json!({ "subject": { "type": "user", "id": "not-a-uuid" },
+                    "action": { "name": "payments.read" }, "resource": { "type": "entity" } }),
+            "subject.id",
+        ),
+        (
+            "/access/v1/search/resource",
+            json!({ "subject": { "type": "user", "id": bea.id },
+                    "action": { "name": "payments.read" }, "resource": { "type": "entity" },
+                    "page": { "token": "garbage" } }),
+            "page.token",
+        ),
+    ] {
+        let (status, _, answer) = post(&server, path, Some(&org.api_key), body.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {answer}");
+        assert_eq!(answer["error"]["field"], field, "{path} {answer}");
+    }
 }

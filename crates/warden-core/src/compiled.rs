@@ -299,13 +299,21 @@ impl CompiledSubject {
             Ok(()) if self.holds(EVERYWHERE, position) => (order, &[]),
             Ok(()) => (&[], &self.rows[..]),
         };
+        // Archived entities (and segments of archived legal entities) are allowed nothing.
+        let archived: &[bool] = &self.tree.archived;
         let from_rows = rows.partition_point(|at| past(&order[*at as usize]));
+        // `everywhere` is the whole order or nothing, so its indices are tree positions.
         let from_everywhere = everywhere.partition_point(past);
-        everywhere[from_everywhere..].iter().copied().chain(
-            (from_rows..rows.len())
-                .filter(move |row| self.holds(FIRST_ENTITY + row, position))
-                .map(move |row| order[rows[row] as usize]),
-        )
+        (from_everywhere..everywhere.len())
+            .filter(move |at| !archived[*at])
+            .map(move |at| everywhere[at])
+            .chain(
+                (from_rows..rows.len())
+                    .filter(move |row| {
+                        !archived[rows[*row] as usize] && self.holds(FIRST_ENTITY + row, position)
+                    })
+                    .map(move |row| order[rows[row] as usize]),
+            )
     }
 
     fn holds(&self, row: usize, position: usize) -> bool {

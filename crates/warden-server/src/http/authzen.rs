@@ -1,5 +1,5 @@
 //! The AuthZEN Authorization API 1.0 (OpenID, `api/authorization-api-1_0.md`): evaluation,
-//! evaluations and action search, answered by the CheckPermission code itself
+//! evaluations, and subject, resource and action search, answered by the CheckPermission code itself
 //! (`services/authorization.rs`), so both APIs give the same decision at the same consistency.
 //!
 //! Mapping: subject `{"type": "user", "id": <user id>}`, action `{"name": <permission key>}`,
@@ -76,6 +76,25 @@ struct ActionSearch {
     context: Option<Value>,
     #[serde(default)]
     page: PageRequest,
+}
+
+/// A subject or resource search: the searched side names its type only.
+#[derive(Deserialize)]
+struct Search {
+    subject: Option<Searched>,
+    action: Option<Action>,
+    resource: Option<Searched>,
+    context: Option<Value>,
+    #[serde(default)]
+    page: PageRequest,
+}
+
+#[derive(Deserialize)]
+struct Searched {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -272,6 +291,150 @@ pub async fn search_action(
     answered.await.unwrap_or_else(|refused: Response| refused)
 }
 
+/// The users who may do the action on the resource (LookupSubjects), a page at a time.
+pub async fn search_subject(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answered = async {
+        let (caller, organization) = organization(&http, &headers, connection.as_ref()).await?;
+        let request: Search = parse(body)?;
+        let (action, consistency) = searched(&request).map_err(error_response)?;
+        match &request.subject {
+            Some(subject) if subject.kind == "user" => {}
+            _ => {
+                return Err(error_response(Error::invalid(
+                    "subject.type",
+                    "must be \"user\"",
+                )));
+            }
+        }
+        let resource = request
+            .resource
+            .as_ref()
+            .ok_or_else(|| error_response(Error::invalid("resource", "is required")))?;
+        let entity_id = match resource.kind.as_str() {
+            "entity" if !resource.id.is_empty() => resource.id.clone(),
+            "organization" => {
+                let asked =
+                    OrganizationId::parse("resource.id", &resource.id).map_err(error_response)?;
+                if asked != organization {
+                    // Nobody of this key's organisation may act there; existence stays unsaid.
+                    return Ok(search_page(Vec::new(), String::new()));
+                }
+                String::new()
+            }
+            "entity" => return Err(error_response(Error::invalid("resource.id", "is required"))),
+            _ => {
+                return Err(error_response(Error::invalid(
+                    "resource.type",
+                    "must be \"entity\" or \"organization\"",
+                )));
+            }
+        };
+        let input = v1::LookupSubjectsRequest {
+            organization_id: organization.to_string(),
+            permission: action,
+            entity_id,
+            consistency,
+            page_size: page_size(&request.page),
+            page_token: request.page.token.clone().unwrap_or_default(),
+        };
+        let renamed = |error| error_response(rename(error, ""));
+        check_strings(&input).map_err(renamed)?;
+        let found = authorization::lookup_subjects(&http.state, &caller, &input)
+            .await
+            .map_err(renamed)?;
+        let results = found
+            .user_ids
+            .into_iter()
+            .map(|id| serde_json::json!({ "type": "user", "id": id }))
+            .collect();
+        Ok::<_, Response>(search_page(results, found.next_page_token))
+    };
+    answered.await.unwrap_or_else(|refused: Response| refused)
+}
+
+/// The entities on which the subject may do the action (LookupResources), a page at a time.
+pub async fn search_resource(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answered = async {
+        let (caller, organization) = organization(&http, &headers, connection.as_ref()).await?;
+        let request: Search = parse(body)?;
+        let (action, consistency) = searched(&request).map_err(error_response)?;
+        let user_id = match &request.subject {
+            Some(subject) if subject.kind == "user" => subject.id.clone(),
+            _ => {
+                return Err(error_response(Error::invalid(
+                    "subject.type",
+                    "must be \"user\"",
+                )));
+            }
+        };
+        match &request.resource {
+            Some(resource) if resource.kind == "entity" => {}
+            _ => {
+                return Err(error_response(Error::invalid(
+                    "resource.type",
+                    "must be \"entity\"",
+                )));
+            }
+        }
+        let input = v1::LookupResourcesRequest {
+            organization_id: organization.to_string(),
+            user_id,
+            permission: action,
+            consistency,
+            page_size: page_size(&request.page),
+            page_token: request.page.token.clone().unwrap_or_default(),
+        };
+        let renamed = |error| error_response(rename(error, ""));
+        check_strings(&input).map_err(renamed)?;
+        let found = authorization::lookup_resources(&http.state, &caller, &input)
+            .await
+            .map_err(renamed)?;
+        let results = found
+            .entity_ids
+            .into_iter()
+            .map(|id| serde_json::json!({ "type": "entity", "id": id }))
+            .collect();
+        Ok::<_, Response>(search_page(results, found.next_page_token))
+    };
+    answered.await.unwrap_or_else(|refused: Response| refused)
+}
+
+/// A search's action name and consistency.
+fn searched(request: &Search) -> Result<(String, Option<v1::Consistency>), Error> {
+    let action = request
+        .action
+        .as_ref()
+        .ok_or_else(|| Error::invalid("action", "is required"))?;
+    let (_, consistency) = context(request.context.as_ref(), "")?;
+    Ok((action.name.clone(), consistency))
+}
+
+/// `page.limit` as a page size; the lookups cap it (500), and 0 or none asks for their default.
+fn page_size(page: &PageRequest) -> i32 {
+    page.limit
+        .map_or(0, |limit| i32::try_from(limit).unwrap_or(i32::MAX))
+}
+
+fn search_page(results: Vec<Value>, next_token: String) -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "page": { "next_token": next_token, "count": results.len() },
+            "results": results,
+        }),
+    )
+}
+
 /// One evaluation's decision, as CheckPermission gives it.
 async fn single(
     http: &Http,
@@ -436,6 +599,8 @@ fn rename(error: Error, at: &str) -> Error {
                 "user_id" => "subject.id".to_owned(),
                 "permission" => "action.name".to_owned(),
                 "entity_id" => "resource.id".to_owned(),
+                "page_token" => "page.token".to_owned(),
+                "page_size" => "page.limit".to_owned(),
                 other if other.starts_with("consistency") => format!("context.{other}"),
                 other => other.to_owned(),
             };

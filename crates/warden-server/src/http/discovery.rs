@@ -95,6 +95,8 @@ pub async fn authzen_configuration(
             "policy_decision_point": base,
             "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
             "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+            "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
+            "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
             "search_action_endpoint": format!("{base}/access/v1/search/action"),
         }),
     )

@@ -52,6 +52,8 @@ pub fn router(state: Shared, tls: bool) -> tonic::service::Routes {
         )
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/access/v1/search/subject", post(authzen::search_subject))
+        .route("/access/v1/search/resource", post(authzen::search_resource))
         .route("/access/v1/search/action", post(authzen::search_action))
         .fallback(|| async { refusal(StatusCode::NOT_FOUND, "not_found", "no such path", None) })
         .method_not_allowed_fallback(|| async {

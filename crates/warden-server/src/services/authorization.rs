@@ -120,32 +120,7 @@ impl Authorization {
         request: Request<v1::LookupSubjectsRequest>,
     ) -> Result<v1::LookupSubjectsResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
-        let permission = self
-            .0
-            .catalogue
-            .parse_key("permission", &input.permission)?;
-        let target = convert::target(&input.entity_id)?;
-        let consistency = convert::consistency(input.consistency.as_ref())?;
-        let page = Page::parse(input.page_size, &input.page_token)?;
-        let after = page.after_as(|key| UserId::parse("page_token", key))?;
-        ensure_caller_may_ask(&call.caller, organization)?;
-        let found = self
-            .0
-            .authorizer
-            .lookup_subjects(
-                organization,
-                &permission,
-                target,
-                after,
-                page.size(),
-                consistency,
-            )
-            .await?;
-        Ok(v1::LookupSubjectsResponse {
-            user_ids: found.items.iter().map(ToString::to_string).collect(),
-            next_page_token: Page::resume_after(found.next.map(|user| user.to_string())),
-        })
+        lookup_subjects(&self.0, &call.caller, &input).await
     }
 
     async fn resources(
@@ -153,33 +128,68 @@ impl Authorization {
         request: Request<v1::LookupResourcesRequest>,
     ) -> Result<v1::LookupResourcesResponse, Error> {
         let (call, input) = call(&self.0, request).await?;
-        let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
-        let user = UserId::parse("user_id", &input.user_id)?;
-        let permission = self
-            .0
-            .catalogue
-            .parse_key("permission", &input.permission)?;
-        let consistency = convert::consistency(input.consistency.as_ref())?;
-        let page = Page::parse(input.page_size, &input.page_token)?;
-        let after = page.after_as(|key| EntityId::parse("page_token", key))?;
-        ensure_caller_may_ask(&call.caller, organization)?;
-        let found = self
-            .0
-            .authorizer
-            .lookup_resources(
-                organization,
-                user,
-                &permission,
-                after,
-                page.size(),
-                consistency,
-            )
-            .await?;
-        Ok(v1::LookupResourcesResponse {
-            entity_ids: found.items.iter().map(ToString::to_string).collect(),
-            next_page_token: Page::resume_after(found.next.map(|entity| entity.to_string())),
-        })
+        lookup_resources(&self.0, &call.caller, &input).await
     }
+}
+
+/// LookupSubjects as `caller` asked it (gRPC, and AuthZEN's subject search).
+pub async fn lookup_subjects(
+    state: &AppState,
+    caller: &Caller,
+    input: &v1::LookupSubjectsRequest,
+) -> Result<v1::LookupSubjectsResponse, Error> {
+    let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+    let permission = state.catalogue.parse_key("permission", &input.permission)?;
+    let target = convert::target(&input.entity_id)?;
+    let consistency = convert::consistency(input.consistency.as_ref())?;
+    let page = Page::parse(input.page_size, &input.page_token)?;
+    let after = page.after_as(|key| UserId::parse("page_token", key))?;
+    ensure_caller_may_ask(caller, organization)?;
+    let found = state
+        .authorizer
+        .lookup_subjects(
+            organization,
+            &permission,
+            target,
+            after,
+            page.size(),
+            consistency,
+        )
+        .await?;
+    Ok(v1::LookupSubjectsResponse {
+        user_ids: found.items.iter().map(ToString::to_string).collect(),
+        next_page_token: Page::resume_after(found.next.map(|user| user.to_string())),
+    })
+}
+
+/// LookupResources as `caller` asked it (gRPC, and AuthZEN's resource search).
+pub async fn lookup_resources(
+    state: &AppState,
+    caller: &Caller,
+    input: &v1::LookupResourcesRequest,
+) -> Result<v1::LookupResourcesResponse, Error> {
+    let organization = OrganizationId::parse("organization_id", &input.organization_id)?;
+    let user = UserId::parse("user_id", &input.user_id)?;
+    let permission = state.catalogue.parse_key("permission", &input.permission)?;
+    let consistency = convert::consistency(input.consistency.as_ref())?;
+    let page = Page::parse(input.page_size, &input.page_token)?;
+    let after = page.after_as(|key| EntityId::parse("page_token", key))?;
+    ensure_caller_may_ask(caller, organization)?;
+    let found = state
+        .authorizer
+        .lookup_resources(
+            organization,
+            user,
+            &permission,
+            after,
+            page.size(),
+            consistency,
+        )
+        .await?;
+    Ok(v1::LookupResourcesResponse {
+        entity_ids: found.items.iter().map(ToString::to_string).collect(),
+        next_page_token: Page::resume_after(found.next.map(|entity| entity.to_string())),
+    })
 }
 
 /// One CheckPermission as `caller` asked it: the gRPC service and the AuthZEN endpoint (`http/`)

@@ -11,7 +11,7 @@ use warden_core::{
     },
 };
 
-use crate::tables::{direct_permissions, entities, organizations, user_grants, users};
+use crate::tables::{entities, organizations, users};
 
 pub(crate) fn uuid(text: &str) -> Result<Uuid, Error> {
     Uuid::try_parse(text).map_err(|err| Error::internal(format!("stored id {text:?}: {err}")))
@@ -84,35 +84,28 @@ pub(crate) fn scopes<K: Ord>(
     Ok(scopes)
 }
 
+/// A user from its row and its grants, each as (role or permission, entity) rows.
 pub(crate) fn user(
     row: users::Model,
-    grants: Vec<user_grants::Model>,
-    direct: Vec<direct_permissions::Model>,
+    grants: impl IntoIterator<Item = (String, Option<String>)>,
+    direct: impl IntoIterator<Item = (String, Option<String>)>,
 ) -> Result<User, Error> {
     let status = UserStatus::parse(&row.status)
         .ok_or_else(|| Error::internal(format!("stored status {:?}", row.status)))?;
-    let grants = scopes(
-        grants
-            .into_iter()
-            .map(|grant| (grant.role_id, grant.entity_id)),
-    )?
-    .into_iter()
-    .map(|(role, scope)| warden_core::model::Grant {
-        role: RoleId::new(role),
-        scope,
-    })
-    .collect();
-    let direct_grants = scopes(
-        direct
-            .into_iter()
-            .map(|grant| (grant.permission, grant.entity_id)),
-    )?
-    .into_iter()
-    .map(|(permission, scope)| DirectGrant {
-        permission: PermissionKey::new(permission),
-        scope,
-    })
-    .collect();
+    let grants = scopes(grants)?
+        .into_iter()
+        .map(|(role, scope)| warden_core::model::Grant {
+            role: RoleId::new(role),
+            scope,
+        })
+        .collect();
+    let direct_grants = scopes(direct)?
+        .into_iter()
+        .map(|(permission, scope)| DirectGrant {
+            permission: PermissionKey::new(permission),
+            scope,
+        })
+        .collect();
     Ok(User {
         id: UserId(uuid(&row.id)?),
         organization_id: OrganizationId(uuid(&row.organization_id)?),

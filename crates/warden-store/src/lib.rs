@@ -93,6 +93,13 @@ impl SqlStore {
             .map_err(internal)
     }
 
+    /// Calls `observe` with every statement the store runs from now on: how the storage contract
+    /// counts the queries of a read.
+    pub fn observe_queries(&mut self, observe: impl Fn(&str) + Send + Sync + 'static) {
+        self.db
+            .set_metric_callback(move |info| observe(&info.statement.sql));
+    }
+
     pub async fn ping(&self) -> Result<(), Error> {
         self.db.ping().await.map_err(internal)
     }

@@ -2,7 +2,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
+};
 use warden_core::{
     Error,
     decision::{EntityTree, Holding, Source, Subject},
@@ -15,14 +18,10 @@ use warden_core::{
 
 use crate::{
     SqlStore,
-    convert::{scopes, uuid},
+    convert::{self, scopes, uuid},
     internal,
     roles::permissions_of,
-    tables::{
-        entities, group_grants, group_members, groups, organization_revisions, organizations,
-        second_factors, users,
-    },
-    users::load_users,
+    tables::{entities, organization_revisions, organizations, users},
 };
 
 #[async_trait]
@@ -150,7 +149,8 @@ pub(crate) async fn subject(
         .and_then(|(_, subject)| subject))
 }
 
-/// The subjects of `users` as `db` reads them, in a fixed number of queries whatever their number.
+/// The subjects of `users` as `db` reads them, in three queries whatever their number: the users,
+/// everything they hold (see [`held`]), and the permissions of the roles among it.
 pub(crate) async fn subjects(
     db: &impl ConnectionTrait,
     organization: OrganizationId,
@@ -164,65 +164,46 @@ pub(crate) async fn subjects(
         .all(db)
         .await
         .map_err(internal)?;
-    let found = load_users(db, rows).await?;
-    let found_ids: Vec<String> = found.iter().map(|user| user.id.to_string()).collect();
-    let standing = factor_standings(db, organization, &found_ids).await?;
-    let mut memberships: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for member in group_members::Entity::find()
-        .filter(group_members::Column::OrganizationId.eq(org.as_str()))
-        .filter(group_members::Column::UserId.is_in(found_ids))
-        .all(db)
-        .await
-        .map_err(internal)?
-    {
-        memberships
-            .entry(member.user_id)
-            .or_default()
-            .push(member.group_id);
+    let found_ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut holds: BTreeMap<String, Holds> = BTreeMap::new();
+    let mut required = false;
+    for row in held(db, &org, &found_ids).await? {
+        let Some(user) = row.user_id else {
+            required = true;
+            continue;
+        };
+        let holds = holds.entry(user).or_default();
+        match (row.kind.as_str(), row.item) {
+            ("role", Some(role)) => holds.roles.push((role, row.entity_id)),
+            ("direct", Some(permission)) => holds.direct.push((permission, row.entity_id)),
+            ("group", Some(role)) => {
+                let group = row.group_id.unwrap_or_default();
+                let name = row.group_name.unwrap_or_else(|| group.clone());
+                holds.groups.push(((group, name, role), row.entity_id));
+            }
+            ("factor", _) => holds.confirmed_factor = true,
+            (kind, _) => return Err(Error::internal(format!("held row of kind {kind:?}"))),
+        }
     }
-    let group_ids: BTreeSet<String> = memberships.values().flatten().cloned().collect();
-    let names: BTreeMap<String, String> = groups::Entity::find()
-        .filter(groups::Column::OrganizationId.eq(org.as_str()))
-        .filter(groups::Column::Id.is_in(group_ids.clone()))
-        .all(db)
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .map(|group| (group.id, group.name))
-        .collect();
-    let mut group_grants: BTreeMap<String, Vec<group_grants::Model>> = BTreeMap::new();
-    for grant in group_grants::Entity::find()
-        .filter(group_grants::Column::OrganizationId.eq(org.as_str()))
-        .filter(group_grants::Column::GroupId.is_in(group_ids))
-        .all(db)
-        .await
-        .map_err(internal)?
-    {
-        group_grants
-            .entry(grant.group_id.clone())
-            .or_default()
-            .push(grant);
-    }
-    let roles = found
-        .iter()
-        .flat_map(|user| user.grants.iter().map(|grant| grant.role.to_string()))
-        .chain(
-            group_grants
-                .values()
-                .flatten()
-                .map(|grant| grant.role_id.clone()),
-        )
+    let roles = holds
+        .values()
+        .flat_map(|holds| {
+            let own = holds.roles.iter().map(|(role, _)| role.clone());
+            own.chain(holds.groups.iter().map(|((_, _, role), _)| role.clone()))
+        })
         .collect::<BTreeSet<_>>();
-    let permissions = permissions_of(db, organization, roles).await?;
+    let permissions = if roles.is_empty() {
+        BTreeMap::new()
+    } else {
+        permissions_of(db, organization, roles).await?
+    };
     let mut subjects: BTreeMap<UserId, Subject> = BTreeMap::new();
-    for user in found {
-        let grants_of_groups = memberships
-            .get(&user.id.to_string())
-            .into_iter()
-            .flatten()
-            .flat_map(|group| group_grants.get(group).into_iter().flatten());
-        let status = status_decided(&user, standing.of(user.id));
-        let subject = assemble(user, status, grants_of_groups, &names, &permissions)?;
+    for row in rows {
+        let holds = holds.remove(&row.id).unwrap_or_default();
+        let user = convert::user(row, holds.roles, holds.direct)?;
+        let standing = FactorStanding::of(required, holds.confirmed_factor);
+        let status = status_decided(&user, standing);
+        let subject = assemble(user, status, holds.groups, &permissions)?;
         subjects.insert(subject.user, subject);
     }
     Ok(users
@@ -231,12 +212,117 @@ pub(crate) async fn subjects(
         .collect())
 }
 
+/// What one user holds, as (key, entity) rows: a NULL entity means every entity.
+#[derive(Default)]
+struct Holds {
+    roles: Vec<(String, Option<String>)>,
+    direct: Vec<(String, Option<String>)>,
+    /// ((group id, group name, role), entity).
+    groups: Vec<((String, String, String), Option<String>)>,
+    confirmed_factor: bool,
+}
+
+/// One row of what the users hold: a role (`item` is the role), a direct permission (`item` is the
+/// permission), a role of one of their groups, a confirmed second factor, or, with no user, the
+/// organisation's rule that a second factor is required.
+#[derive(FromQueryResult)]
+struct HeldRow {
+    user_id: Option<String>,
+    kind: String,
+    item: Option<String>,
+    entity_id: Option<String>,
+    group_id: Option<String>,
+    group_name: Option<String>,
+}
+
+/// Everything `users` hold in `organization`, in one query.
+async fn held(
+    db: &impl ConnectionTrait,
+    organization: &str,
+    users: &[String],
+) -> Result<Vec<HeldRow>, Error> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = Query::new(db.get_database_backend());
+    let sql = format!(
+        "SELECT user_id, 'role' AS kind, role_id AS item, entity_id, \
+                CAST(NULL AS TEXT) AS group_id, CAST(NULL AS TEXT) AS group_name \
+           FROM user_grants WHERE organization_id = {o1} AND user_id IN ({u1}) \
+         UNION ALL \
+         SELECT user_id, 'direct', permission, entity_id, NULL, NULL \
+           FROM direct_permissions WHERE organization_id = {o2} AND user_id IN ({u2}) \
+         UNION ALL \
+         SELECT m.user_id, 'group', gg.role_id, gg.entity_id, gg.group_id, g.name \
+           FROM group_members m \
+           JOIN group_grants gg ON gg.organization_id = m.organization_id AND gg.group_id = m.group_id \
+           JOIN \"groups\" g ON g.id = m.group_id \
+          WHERE m.organization_id = {o3} AND m.user_id IN ({u3}) \
+         UNION ALL \
+         SELECT DISTINCT user_id, 'factor', NULL, NULL, NULL, NULL \
+           FROM second_factors \
+          WHERE organization_id = {o4} AND confirmed = {t1} AND user_id IN ({u4}) \
+         UNION ALL \
+         SELECT NULL, 'required', NULL, NULL, NULL, NULL \
+           FROM organizations WHERE id = {o5} AND require_second_factor = {t2}",
+        o1 = query.bind(organization),
+        u1 = query.list(users),
+        o2 = query.bind(organization),
+        u2 = query.list(users),
+        o3 = query.bind(organization),
+        u3 = query.list(users),
+        o4 = query.bind(organization),
+        t1 = query.bind(true),
+        u4 = query.list(users),
+        o5 = query.bind(organization),
+        t2 = query.bind(true),
+    );
+    HeldRow::find_by_statement(query.statement(sql))
+        .all(db)
+        .await
+        .map_err(internal)
+}
+
+/// Values bound in the order their placeholders appear, in the backend's placeholder syntax.
+struct Query {
+    backend: DbBackend,
+    values: Vec<Value>,
+}
+
+impl Query {
+    fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            values: Vec::new(),
+        }
+    }
+
+    fn bind(&mut self, value: impl Into<Value>) -> String {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            _ => "?".to_owned(),
+        }
+    }
+
+    fn list(&mut self, values: &[String]) -> String {
+        let placeholders: Vec<String> = values
+            .iter()
+            .map(|value| self.bind(value.as_str()))
+            .collect();
+        placeholders.join(", ")
+    }
+
+    fn statement(self, sql: String) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
+}
+
 /// One subject from its user, the grants of its groups and the permissions of every role.
-fn assemble<'a>(
+fn assemble(
     user: User,
     status: UserStatus,
-    grants_of_groups: impl Iterator<Item = &'a group_grants::Model>,
-    names: &BTreeMap<String, String>,
+    grants_of_groups: Vec<((String, String, String), Option<String>)>,
     permissions: &BTreeMap<String, Vec<PermissionKey>>,
 ) -> Result<Subject, Error> {
     let of = |role: &str| -> BTreeSet<PermissionKey> {
@@ -256,19 +342,13 @@ fn assemble<'a>(
             scope: grant.scope,
         })
         .collect();
-    let by_group_and_role = scopes(grants_of_groups.map(|grant| {
-        (
-            (grant.group_id.clone(), grant.role_id.clone()),
-            grant.entity_id.clone(),
-        )
-    }))?;
     holdings.extend(
-        by_group_and_role
+        scopes(grants_of_groups)?
             .into_iter()
-            .map(|((group, role), scope)| Holding {
+            .map(|((_, name, role), scope)| Holding {
                 permissions: of(&role),
                 source: Source::Group {
-                    group: names.get(&group).cloned().unwrap_or(group),
+                    group: name,
                     role: RoleId::new(role),
                 },
                 scope,
@@ -311,50 +391,4 @@ pub(crate) async fn entity_tree(
         .map(crate::convert::entity)
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(EntityTree::new(&entities))
-}
-
-/// What the organisation's second-factor rule says of each of `users`: two small reads, the second
-/// only when a factor is required.
-async fn factor_standings(
-    db: &impl ConnectionTrait,
-    organization: OrganizationId,
-    users: &[String],
-) -> Result<Standings, Error> {
-    let required = organizations::Entity::find_by_id(organization.to_string())
-        .one(db)
-        .await
-        .map_err(internal)?
-        .is_some_and(|row| row.require_second_factor);
-    let confirmed: BTreeSet<String> = if required {
-        second_factors::Entity::find()
-            .select_only()
-            .column(second_factors::Column::UserId)
-            .filter(second_factors::Column::OrganizationId.eq(organization.to_string()))
-            .filter(second_factors::Column::UserId.is_in(users.iter().cloned()))
-            .filter(second_factors::Column::Confirmed.eq(true))
-            .into_tuple::<String>()
-            .all(db)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
-    Ok(Standings {
-        required,
-        confirmed,
-    })
-}
-
-/// Whether the organisation requires a second factor, and who has confirmed one.
-struct Standings {
-    required: bool,
-    confirmed: BTreeSet<String>,
-}
-
-impl Standings {
-    fn of(&self, user: UserId) -> FactorStanding {
-        FactorStanding::of(self.required, self.confirmed.contains(&user.to_string()))
-    }
 }

@@ -56,7 +56,15 @@ pub(crate) async fn load_users(
                 grants.remove(&row.id).unwrap_or_default(),
                 direct.remove(&row.id).unwrap_or_default(),
             );
-            convert::user(row, user_grants, user_direct)
+            convert::user(
+                row,
+                user_grants
+                    .into_iter()
+                    .map(|grant| (grant.role_id, grant.entity_id)),
+                user_direct
+                    .into_iter()
+                    .map(|grant| (grant.permission, grant.entity_id)),
+            )
         })
         .collect()
 }

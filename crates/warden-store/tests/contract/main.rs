@@ -13,6 +13,7 @@ mod revisions;
 mod role_grants;
 mod rollback;
 mod single_use;
+mod subjects;
 mod tenancy;
 
 use std::{path::PathBuf, sync::Arc};
@@ -95,6 +96,19 @@ contract_suite! {
     single_use::concurrent_completions_of_one_challenge_succeed_once,
     single_use::an_sso_token_signs_in_once,
     single_use::concurrent_sign_ins_with_one_sso_token_succeed_once,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_subjects_load_in_three_queries_whatever_they_hold() {
+    subjects::subjects_load_in_three_queries_whatever_they_hold(TestStore::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_subjects_load_in_three_queries_whatever_they_hold() {
+    match TestStore::postgres().await {
+        Some(store) => subjects::subjects_load_in_three_queries_whatever_they_hold(store).await,
+        None => eprintln!("DATABASE_URL is not set: not run on PostgreSQL"),
+    }
 }
 
 /// A migrated store on a database of its own; the database goes with the value.

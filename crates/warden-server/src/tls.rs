@@ -59,18 +59,88 @@ pub struct TlsFiles {
     pub http1: bool,
 }
 
+/// A value built from files, rebuilt when their bytes change into something that builds. Files that
+/// do not read or build (often a rotation caught between two writes) keep the previous value; the
+/// next look, a second later, sees the finished files.
+struct Reloading<T> {
+    /// What the logs call the value.
+    name: &'static str,
+    paths: Vec<PathBuf>,
+    build: fn(&[Vec<u8>]) -> Result<T, String>,
+    clock: Arc<dyn Clock>,
+    current: Mutex<Reloaded<T>>,
+}
+
+struct Reloaded<T> {
+    value: T,
+    bytes: Vec<Vec<u8>>,
+    checked_at: DateTime<Utc>,
+}
+
+impl<T: Clone> Reloading<T> {
+    /// Reads and builds once; files that do not read or build stop the start with their reason.
+    fn load(
+        name: &'static str,
+        paths: Vec<PathBuf>,
+        build: fn(&[Vec<u8>]) -> Result<T, String>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let bytes = read_files(&paths).map_err(Error::internal)?;
+        let value = build(&bytes).map_err(Error::internal)?;
+        let checked_at = clock.now();
+        Ok(Self {
+            name,
+            paths,
+            build,
+            clock,
+            current: Mutex::new(Reloaded {
+                value,
+                bytes,
+                checked_at,
+            }),
+        })
+    }
+
+    /// The value to use now, after re-reading the files if a second has passed.
+    fn current(&self) -> T {
+        let mut loaded = self
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = self.clock.now();
+        if now - loaded.checked_at >= RECHECK_EVERY || now < loaded.checked_at {
+            loaded.checked_at = now;
+            let name = self.name;
+            match read_files(&self.paths) {
+                Ok(bytes) if bytes == loaded.bytes => {}
+                Ok(bytes) => match (self.build)(&bytes) {
+                    Ok(value) => {
+                        tracing::info!(file = %self.paths[0].display(), "{name} reloaded");
+                        loaded.value = value;
+                        loaded.bytes = bytes;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "{name} does not load; keeping the previous one")
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "{name} cannot be read; keeping the previous one")
+                }
+            }
+        }
+        loaded.value.clone()
+    }
+}
+
+fn read_files(paths: &[PathBuf]) -> io::Result<Vec<Vec<u8>>> {
+    paths.iter().map(|path| read_file(path)).collect()
+}
+
 /// The serving certificate: the one loaded last, replaced when the files hold a different, valid
 /// pair. A pair that does not load (half-written, key not matching) keeps the previous one served.
 pub struct RotatingCertificate {
     files: TlsFiles,
-    clock: Arc<dyn Clock>,
-    current: Mutex<Loaded>,
-}
-
-struct Loaded {
-    key: Arc<CertifiedKey>,
-    pem: (Vec<u8>, Vec<u8>),
-    checked_at: DateTime<Utc>,
+    pair: Reloading<Arc<CertifiedKey>>,
 }
 
 impl std::fmt::Debug for RotatingCertificate {
@@ -84,57 +154,14 @@ impl std::fmt::Debug for RotatingCertificate {
 impl RotatingCertificate {
     /// Loads the pair once; a missing or invalid pair stops the start with its reason.
     pub fn load(files: TlsFiles, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let pem = read_pair(&files).map_err(Error::internal)?;
-        let key = certified_key(&pem).map_err(Error::internal)?;
-        let checked_at = clock.now();
-        Ok(Self {
-            files,
-            clock,
-            current: Mutex::new(Loaded {
-                key,
-                pem,
-                checked_at,
-            }),
-        })
+        let paths = vec![files.cert.clone(), files.key.clone()];
+        let pair = Reloading::load("the TLS certificate", paths, certified_key, clock)?;
+        Ok(Self { files, pair })
     }
 
     /// The certificate to serve now, after re-reading the files if a second has passed.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        let mut loaded = self
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = self.clock.now();
-        if now - loaded.checked_at >= RECHECK_EVERY || now < loaded.checked_at {
-            loaded.checked_at = now;
-            self.reload_if_changed(&mut loaded);
-        }
-        loaded.key.clone()
-    }
-
-    fn reload_if_changed(&self, loaded: &mut Loaded) {
-        let pem = match read_pair(&self.files) {
-            Ok(pem) if pem == loaded.pem => return,
-            Ok(pem) => pem,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the TLS files; serving the previous certificate");
-                return;
-            }
-        };
-        match certified_key(&pem) {
-            Ok(key) => {
-                tracing::info!(cert_file = %self.files.cert.display(), "TLS certificate reloaded");
-                *loaded = Loaded {
-                    key,
-                    pem,
-                    checked_at: loaded.checked_at,
-                };
-            }
-            // Often a rotation caught between its two writes: the next check sees the pair.
-            Err(error) => {
-                tracing::warn!(%error, "the TLS files do not load; serving the previous certificate");
-            }
-        }
+        self.pair.current()
     }
 }
 
@@ -144,11 +171,11 @@ impl ResolvesServerCert for RotatingCertificate {
     }
 }
 
-fn read_pair(files: &TlsFiles) -> io::Result<(Vec<u8>, Vec<u8>)> {
-    Ok((read_file(&files.cert)?, read_file(&files.key)?))
-}
-
-fn certified_key((cert_pem, key_pem): &(Vec<u8>, Vec<u8>)) -> Result<Arc<CertifiedKey>, String> {
+/// The certificate chain and its key, from the bytes of the certificate file and the key file.
+fn certified_key(files: &[Vec<u8>]) -> Result<Arc<CertifiedKey>, String> {
+    let [cert_pem, key_pem] = files else {
+        return Err("tls: a certificate file and a key file".to_owned());
+    };
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| format!("tls_cert_file: {error}"))?;
@@ -170,14 +197,7 @@ fn certified_key((cert_pem, key_pem): &(Vec<u8>, Vec<u8>)) -> Result<Arc<Certifi
 /// the file holds different, valid certificates. A file that does not load keeps the previous CA.
 pub struct RotatingClientCa {
     path: PathBuf,
-    clock: Arc<dyn Clock>,
-    current: Mutex<LoadedCa>,
-}
-
-struct LoadedCa {
-    verifier: Arc<dyn ClientCertVerifier>,
-    pem: Vec<u8>,
-    checked_at: DateTime<Utc>,
+    verifier: Reloading<Arc<dyn ClientCertVerifier>>,
 }
 
 impl std::fmt::Debug for RotatingClientCa {
@@ -191,49 +211,14 @@ impl std::fmt::Debug for RotatingClientCa {
 impl RotatingClientCa {
     /// Loads the CA file once; a missing, invalid or empty file stops the start with its reason.
     pub fn load(path: PathBuf, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let pem = read_file(&path).map_err(Error::internal)?;
-        let verifier = client_verifier(&pem).map_err(Error::internal)?;
-        let checked_at = clock.now();
-        Ok(Self {
-            path,
-            clock,
-            current: Mutex::new(LoadedCa {
-                verifier,
-                pem,
-                checked_at,
-            }),
-        })
+        let paths = vec![path.clone()];
+        let verifier = Reloading::load("the TLS client CA", paths, client_verifier, clock)?;
+        Ok(Self { path, verifier })
     }
 
     /// The verifier to use now, after re-reading the file if a second has passed.
     fn current(&self) -> Arc<dyn ClientCertVerifier> {
-        let mut loaded = self
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = self.clock.now();
-        if now - loaded.checked_at >= RECHECK_EVERY || now < loaded.checked_at {
-            loaded.checked_at = now;
-            match read_file(&self.path).and_then(|pem| {
-                if pem == loaded.pem {
-                    return Ok(None);
-                }
-                let verifier = client_verifier(&pem)
-                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-                Ok(Some((pem, verifier)))
-            }) {
-                Ok(None) => {}
-                Ok(Some((pem, verifier))) => {
-                    tracing::info!(client_ca_file = %self.path.display(), "TLS client CA reloaded");
-                    loaded.pem = pem;
-                    loaded.verifier = verifier;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "the TLS client CA file does not load; keeping the previous CA");
-                }
-            }
-        }
-        loaded.verifier.clone()
+        self.verifier.current()
     }
 }
 
@@ -283,9 +268,12 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// A verifier requiring a certificate that one of the CA file's certificates issued.
-fn client_verifier(pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, String> {
+fn client_verifier(files: &[Vec<u8>]) -> Result<Arc<dyn ClientCertVerifier>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
+    for cert in files
+        .iter()
+        .flat_map(|pem| CertificateDer::pem_slice_iter(pem))
+    {
         let cert = cert.map_err(|error| format!("tls_client_ca_file: {error}"))?;
         roots
             .add(cert)

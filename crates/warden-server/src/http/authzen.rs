@@ -342,17 +342,12 @@ pub async fn search_subject(
             page_size: page_size(&request.page),
             page_token: request.page.token.clone().unwrap_or_default(),
         };
-        let renamed = |error| error_response(rename(error, ""));
-        check_strings(&input).map_err(renamed)?;
-        let found = authorization::lookup_subjects(&http.state, &caller, &input)
-            .await
-            .map_err(renamed)?;
-        let results = found
-            .user_ids
-            .into_iter()
-            .map(|id| serde_json::json!({ "type": "user", "id": id }))
-            .collect();
-        Ok::<_, Response>(search_page(results, found.next_page_token))
+        let found = async {
+            check_strings(&input)?;
+            let found = authorization::lookup_subjects(&http.state, &caller, &input).await?;
+            Ok((found.user_ids, found.next_page_token))
+        };
+        found_page("user", found.await)
     };
     answered.await.unwrap_or_else(|refused: Response| refused)
 }
@@ -394,17 +389,12 @@ pub async fn search_resource(
             page_size: page_size(&request.page),
             page_token: request.page.token.clone().unwrap_or_default(),
         };
-        let renamed = |error| error_response(rename(error, ""));
-        check_strings(&input).map_err(renamed)?;
-        let found = authorization::lookup_resources(&http.state, &caller, &input)
-            .await
-            .map_err(renamed)?;
-        let results = found
-            .entity_ids
-            .into_iter()
-            .map(|id| serde_json::json!({ "type": "entity", "id": id }))
-            .collect();
-        Ok::<_, Response>(search_page(results, found.next_page_token))
+        let found = async {
+            check_strings(&input)?;
+            let found = authorization::lookup_resources(&http.state, &caller, &input).await?;
+            Ok((found.entity_ids, found.next_page_token))
+        };
+        found_page("entity", found.await)
     };
     answered.await.unwrap_or_else(|refused: Response| refused)
 }
@@ -423,6 +413,19 @@ fn searched(request: &Search) -> Result<(String, Option<v1::Consistency>), Error
 fn page_size(page: &PageRequest) -> i32 {
     page.limit
         .map_or(0, |limit| i32::try_from(limit).unwrap_or(i32::MAX))
+}
+
+/// A lookup's ids as a page of search results of `kind`, or its refusal in AuthZEN's field names.
+fn found_page(
+    kind: &str,
+    found: Result<(Vec<String>, String), Error>,
+) -> Result<Response, Response> {
+    let (ids, next_token) = found.map_err(|error| error_response(rename(error, "")))?;
+    let results = ids
+        .into_iter()
+        .map(|id| serde_json::json!({ "type": kind, "id": id }))
+        .collect();
+    Ok(search_page(results, next_token))
 }
 
 fn search_page(results: Vec<Value>, next_token: String) -> Response {

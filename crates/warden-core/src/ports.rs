@@ -17,7 +17,7 @@ use crate::{
         Invitation, InvitationState, NewOrganization, NewUser, Notification, Organization,
         OrganizationSettings, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
         SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
-        UserStatus,
+        UserMove, UserStatus,
     },
     rules::Affected,
     settings::SettingsChange,
@@ -121,6 +121,19 @@ pub trait UserStore: Send + Sync {
         from: &[UserStatus],
         to: UserStatus,
         audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// Moves a user, with their password and factors, to another organisation in one transaction:
+    /// every session ends; every grant, direct permission and group membership in the old
+    /// organisation goes; their open sign-in challenges, password resets and SSO identities go with
+    /// the old organisation; the new grants are written; `left` (in the old organisation) and
+    /// `joined` (in the new) are audited, each issuing its organisation a revision.
+    /// `NotFound("user")` outside `from`, `NotFound("target_organization_id")` for an unknown `to`,
+    /// `FailedPrecondition` for the owner or a user whose status is not in `users::MOVABLE`.
+    async fn move_user(
+        &self,
+        movement: &UserMove,
+        left: &AuditEvent,
+        joined: &AuditEvent,
     ) -> Result<User, Error>;
 }
 

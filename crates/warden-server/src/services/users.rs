@@ -161,6 +161,16 @@ impl UserService for Users {
             .map(Response::new)
             .map_err(to_status)
     }
+
+    async fn move_user_to_organization(
+        &self,
+        request: Request<v1::MoveUserToOrganizationRequest>,
+    ) -> Result<Response<v1::MoveUserToOrganizationResponse>, Status> {
+        self.move_to(request) // In moves.rs.
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
 }
 
 /// The organisation and user ids that most requests carry.

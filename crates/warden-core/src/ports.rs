@@ -290,7 +290,8 @@ pub trait RoleStore: Send + Sync {
         verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<Role, Error>;
-    /// Deletes a custom role and moves every user and group grant of it to `read_only`, in one
+    /// Deletes a custom role and moves every user and group grant of it to `fallback` (the
+    /// catalogue's fallback role, `read_only` in the payments catalogue), in one
     /// transaction, once `verdict` allowed it on `caller`, every holder (direct or through a group)
     /// and every scope the role is held at, as that transaction reads them. A grant of the role
     /// racing the deletion either comes first (and its holder is decided on and moved) or finds the
@@ -299,12 +300,15 @@ pub trait RoleStore: Send + Sync {
         &self,
         organization: OrganizationId,
         role: &RoleId,
+        fallback: &RoleId,
         caller: UserId,
         verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<(), Error>;
-    /// Rewrites the permissions of every organisation's predefined roles from the catalogue, in one
-    /// transaction, so a changed catalogue file reaches existing organisations at start.
+    /// Adds the catalogue's predefined roles an organisation lacks (unless a custom role has the
+    /// name) and rewrites the permissions of every organisation's predefined roles from the
+    /// catalogue, in one transaction, so a changed catalogue file reaches existing organisations at
+    /// start. A predefined role the catalogue dropped loses its permissions (its grants stay).
     async fn sync_predefined_roles(
         &self,
         roles: &[PredefinedRole],
@@ -312,6 +316,8 @@ pub trait RoleStore: Send + Sync {
     ) -> Result<(), Error>;
     /// Every permission key that some role or direct grant refers to, to report vanished ones at start.
     async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error>;
+    /// The ids of predefined roles some user or group holds, to report those a catalogue dropped.
+    async fn predefined_roles_held(&self) -> Result<Vec<String>, Error>;
 }
 
 #[async_trait]

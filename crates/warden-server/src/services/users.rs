@@ -639,6 +639,7 @@ impl Users {
         let new_owner = UserId::parse("new_owner_user_id", &input.new_owner_user_id)?;
         let me = call.member(organization)?;
         let owner = ownership::ensure_owner(self.0.store.find_user(organization, me.user).await?)?;
+        ownership::ensure_transferable(self.0.catalogue.options())?;
         self.confirm_password(&owner, input.password, &call.origin)
             .await?;
         let audit = call

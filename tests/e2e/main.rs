@@ -7,6 +7,7 @@ mod arbitrary_strings;
 mod audit;
 mod auth;
 mod authorization;
+mod catalogues;
 mod decision_cache;
 mod entities;
 mod errors;

@@ -67,7 +67,10 @@ async fn every_organization_has_the_predefined_roles() {
             "developer",
             "analyst",
             "read_only",
-            "compliance_operator"
+            "compliance_operator",
+            "payments_operator",
+            "finance",
+            "support_specialist"
         ]
     );
     assert!(

@@ -4,3 +4,4 @@ mod editing;
 mod invitations;
 mod lifecycle;
 mod listing;
+mod moving;

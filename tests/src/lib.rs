@@ -282,6 +282,16 @@ impl TestServer {
             .expect("update role");
     }
 
+    /// Starts a server on a fresh database with one of the catalogues in `catalogue/` (its file
+    /// name without `.toml`), as `WARDEN_CATALOGUE_PATH` would.
+    pub async fn with_catalogue(name: &str) -> Self {
+        let path = catalogue_path(name);
+        Self::start_with(TestDatabase::fresh().await, |config| {
+            config.catalogue_path = Some(path)
+        })
+        .await
+    }
+
     /// Starts a server on an existing database, as a restart or a second replica would.
     pub async fn start_on(db: TestDatabase) -> Self {
         Self::start_with(db, |_| {}).await
@@ -770,6 +780,20 @@ pub struct TestUser {
     pub id: String,
     pub email: String,
     pub token: String,
+}
+
+/// The path of `catalogue/<name>.toml` in this repository.
+pub fn catalogue_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../catalogue/{name}.toml"))
+}
+
+/// A direct permission on `entities`, or on all entities when there are none.
+pub fn direct(permission: &str, entities: &[&str]) -> v1::DirectPermission {
+    v1::DirectPermission {
+        permission: permission.into(),
+        entity_ids: entities.iter().map(|id| id.to_string()).collect(),
+        all_entities: entities.is_empty(),
+    }
 }
 
 /// A grant of `role` on `entities`, or on all entities when there are none.

@@ -606,7 +606,7 @@ mod tests {
     }
 
     fn catalogue() -> Arc<Catalogue> {
-        let text = include_str!("../../../catalogue/default.toml");
+        let text = include_str!("../../../catalogue/payments.toml");
         Arc::new(Catalogue::from_toml(text).expect("the shipped catalogue"))
     }
 

@@ -109,7 +109,7 @@ impl Dataset {
     /// rest on one legal entity or segment; 2% of users are suspended and 1% locked.
     pub fn generate(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        let catalogue = Catalogue::from_toml(include_str!("../../../catalogue/default.toml"))
+        let catalogue = Catalogue::from_toml(include_str!("../../../catalogue/payments.toml"))
             .expect("the shipped catalogue is valid");
         let size = catalogue.permissions().len();
         let roles = (0..ROLES)

@@ -56,6 +56,8 @@ actions! {
     InvitationRefused => "user.invitation_refused" on "email",
     InvitationResent => "user.invitation_resent" on "user",
     UserInvited => "user.invited" on "user",
+    UserMovedIn => "user.moved_in" on "user",
+    UserMovedOut => "user.moved_out" on "user",
     PasswordChanged => "user.password_changed" on "user",
     PasswordReset => "user.password_reset" on "user",
     PasswordResetRequested => "user.password_reset_requested" on "user",

@@ -340,7 +340,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        catalogue::REQUIRED_ROLE_IDS,
+        catalogue::STABLE_ROLE_IDS,
         decision::{Holding, Source},
         ids::{RoleId, UserId},
     };
@@ -363,7 +363,7 @@ mod tests {
                 )
             })
             .collect();
-        let roles: Vec<_> = REQUIRED_ROLE_IDS
+        let roles: Vec<_> = STABLE_ROLE_IDS
             .iter()
             .map(|id| {
                 format!(

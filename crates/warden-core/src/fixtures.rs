@@ -9,7 +9,7 @@ use crate::{
     model::{User, UserStatus},
 };
 
-const DEFAULT: &str = include_str!("../../../catalogue/default.toml");
+const DEFAULT: &str = include_str!("../../../catalogue/payments.toml");
 
 pub fn catalogue() -> Catalogue {
     Catalogue::from_toml(DEFAULT).expect("the shipped catalogue is valid")

@@ -333,6 +333,17 @@ pub struct UserChange {
     pub direct_grants: Option<Vec<DirectGrant>>,
 }
 
+/// A user moving to another organisation (SPEC §2): the grants they get there, already checked
+/// against that organisation's roles and entities.
+#[derive(Clone, Debug)]
+pub struct UserMove {
+    pub user: UserId,
+    pub from: OrganizationId,
+    pub to: OrganizationId,
+    pub grants: Vec<Grant>,
+    pub direct_grants: Vec<DirectGrant>,
+}
+
 /// Users who inherit the group's grants.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Group {

@@ -3,7 +3,7 @@
 //! change conditionally, so a concurrent suspension or transfer still leaves exactly one owner.
 use crate::{
     Error,
-    catalogue::ADMIN_ROLE,
+    catalogue::{ADMIN_ROLE, CatalogueOptions},
     model::{User, UserStatus},
 };
 
@@ -31,6 +31,18 @@ pub fn ensure_may_become_owner(candidate: &User) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Some dashboards have no ownership transfer (the business platform's catalogue says so):
+/// TransferOwnership is refused there. The operator's ReassignOwnership, for an owner who has
+/// left, stays possible.
+pub fn ensure_transferable(options: &CatalogueOptions) -> Result<(), Error> {
+    if options.ownership_transferable {
+        return Ok(());
+    }
+    Err(Error::FailedPrecondition(
+        "ownership: cannot be transferred in this dashboard's catalogue".into(),
+    ))
 }
 
 #[cfg(test)]

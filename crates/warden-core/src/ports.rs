@@ -17,7 +17,7 @@ use crate::{
         Invitation, InvitationState, NewOrganization, NewUser, Notification, Organization,
         OrganizationSettings, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
         SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
-        UserStatus,
+        UserMove, UserStatus,
     },
     rules::Affected,
     settings::SettingsChange,
@@ -121,6 +121,19 @@ pub trait UserStore: Send + Sync {
         from: &[UserStatus],
         to: UserStatus,
         audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// Moves a user, with their password and factors, to another organisation in one transaction:
+    /// every session ends; every grant, direct permission and group membership in the old
+    /// organisation goes; their open sign-in challenges, password resets and SSO identities go with
+    /// the old organisation; the new grants are written; `left` (in the old organisation) and
+    /// `joined` (in the new) are audited, each issuing its organisation a revision.
+    /// `NotFound("user")` outside `from`, `NotFound("target_organization_id")` for an unknown `to`,
+    /// `FailedPrecondition` for the owner or a user whose status is not in `users::MOVABLE`.
+    async fn move_user(
+        &self,
+        movement: &UserMove,
+        left: &AuditEvent,
+        joined: &AuditEvent,
     ) -> Result<User, Error>;
 }
 
@@ -277,7 +290,8 @@ pub trait RoleStore: Send + Sync {
         verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<Role, Error>;
-    /// Deletes a custom role and moves every user and group grant of it to `read_only`, in one
+    /// Deletes a custom role and moves every user and group grant of it to `fallback` (the
+    /// catalogue's fallback role, `read_only` in the payments catalogue), in one
     /// transaction, once `verdict` allowed it on `caller`, every holder (direct or through a group)
     /// and every scope the role is held at, as that transaction reads them. A grant of the role
     /// racing the deletion either comes first (and its holder is decided on and moved) or finds the
@@ -286,12 +300,15 @@ pub trait RoleStore: Send + Sync {
         &self,
         organization: OrganizationId,
         role: &RoleId,
+        fallback: &RoleId,
         caller: UserId,
         verdict: Verdict<'_>,
         audit: &AuditEvent,
     ) -> Result<(), Error>;
-    /// Rewrites the permissions of every organisation's predefined roles from the catalogue, in one
-    /// transaction, so a changed catalogue file reaches existing organisations at start.
+    /// Adds the catalogue's predefined roles an organisation lacks (unless a custom role has the
+    /// name) and rewrites the permissions of every organisation's predefined roles from the
+    /// catalogue, in one transaction, so a changed catalogue file reaches existing organisations at
+    /// start. A predefined role the catalogue dropped loses its permissions (its grants stay).
     async fn sync_predefined_roles(
         &self,
         roles: &[PredefinedRole],
@@ -299,6 +316,8 @@ pub trait RoleStore: Send + Sync {
     ) -> Result<(), Error>;
     /// Every permission key that some role or direct grant refers to, to report vanished ones at start.
     async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error>;
+    /// The ids of predefined roles some user or group holds, to report those a catalogue dropped.
+    async fn predefined_roles_held(&self) -> Result<Vec<String>, Error>;
 }
 
 #[async_trait]

@@ -7,7 +7,7 @@ use crate::{
     Error,
     audit::Action,
     decision::{EntityTree, Subject},
-    ids::UserId,
+    ids::{OrganizationId, UserId},
     model::{
         Invitation, InvitationState, NewUser, OrganizationSettings, Scope, User, UserChange,
         UserStatus,
@@ -108,6 +108,38 @@ pub fn ensure_access_editable(target: &User) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// The stored statuses a user can be moved to another organisation from: someone who joined.
+pub const MOVABLE: &[UserStatus] = &[UserStatus::Active, UserStatus::Suspended];
+
+/// Why `user` cannot move to `to` now (SPEC §2, "move to another organisation"): the owner stays
+/// until ownership is handed over, an invitation never accepted is resent or deleted instead, an
+/// archived user is kept for audit where they were. The store re-checks the same inside its
+/// transaction.
+pub fn ensure_movable(user: &User, to: OrganizationId) -> Result<(), Error> {
+    if user.organization_id == to {
+        return Err(Error::invalid(
+            "target_organization_id",
+            "is the user's own organisation",
+        ));
+    }
+    if user.owner {
+        return Err(Error::FailedPrecondition(
+            "user: is the owner; hand ownership over first".into(),
+        ));
+    }
+    match user.status {
+        UserStatus::Pending | UserStatus::Expired => Err(Error::FailedPrecondition(
+            "user: has a pending invitation; delete it and invite them in the other organisation"
+                .into(),
+        )),
+        status if !MOVABLE.contains(&status) => Err(Error::FailedPrecondition(format!(
+            "user: is {}",
+            status.as_str()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// An invitation is accepted once, only while it is the newest one, unexpired at `now`, and its user
@@ -270,6 +302,35 @@ mod tests {
             invitation_expires_at: (status == UserStatus::Pending).then(|| at(100)),
             ..crate::fixtures::user()
         }
+    }
+
+    #[test]
+    fn only_joined_users_who_do_not_own_move_to_another_organisation() {
+        use UserStatus::*;
+        let elsewhere = OrganizationId(uuid::Uuid::from_u128(2));
+        let movable: Vec<UserStatus> = [Pending, Expired, Active, Suspended, Archived]
+            .into_iter()
+            .filter(|status| ensure_movable(&user(*status), elsewhere).is_ok())
+            .collect();
+        assert_eq!(movable, vec![Active, Suspended]);
+        let pending = ensure_movable(&user(Pending), elsewhere).unwrap_err();
+        assert!(
+            pending.to_string().contains("pending invitation"),
+            "{pending}"
+        );
+        let owner = User {
+            owner: true,
+            ..user(Active)
+        };
+        let refused = ensure_movable(&owner, elsewhere).unwrap_err();
+        assert!(
+            matches!(refused, Error::FailedPrecondition(ref reason) if reason.contains("owner"))
+        );
+        let home = user(Active).organization_id;
+        assert!(matches!(
+            ensure_movable(&user(Active), home),
+            Err(Error::Invalid { .. })
+        ));
     }
 
     fn invitation() -> Invitation {

@@ -62,7 +62,7 @@ use crate::{
 };
 
 /// The bundled catalogue; `WARDEN_CATALOGUE_PATH` replaces it.
-const DEFAULT_CATALOGUE: &str = include_str!("../../../catalogue/default.toml");
+const DEFAULT_CATALOGUE: &str = include_str!("../../../catalogue/payments.toml");
 
 /// gRPC messages above this size are refused before they are decoded.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -302,12 +302,7 @@ async fn start(
         )
         .await?,
     );
-    let catalogue = match &config.catalogue_path {
-        Some(path) => {
-            Catalogue::from_toml(&std::fs::read_to_string(path).map_err(Error::internal)?)?
-        }
-        None => Catalogue::from_toml(DEFAULT_CATALOGUE)?,
-    };
+    let catalogue = load_catalogue(config.catalogue_path.as_deref())?;
     // The catalogue file is the truth for predefined roles, in every organisation, from every start.
     warden_core::ports::RoleStore::sync_predefined_roles(
         store.as_ref(),
@@ -315,15 +310,7 @@ async fn start(
         clock.now(),
     )
     .await?;
-    let in_use = warden_core::ports::RoleStore::permission_keys_in_use(store.as_ref()).await?;
-    let vanished: Vec<&String> = in_use
-        .iter()
-        .filter(|key| catalogue.permission(key).is_none())
-        .collect();
-    if !vanished.is_empty() {
-        // Such grants allow nothing (checks only know catalogue keys); say so rather than fail silently.
-        tracing::warn!(permissions = ?vanished, "grants refer to permissions that are not in the catalogue");
-    }
+    report_orphans(store.as_ref(), &catalogue).await?;
     let operator_token = match &config.operator_token {
         Some(token) => token.clone(),
         None => Secret(secret_file(&config.data_dir, "operator-token", || {
@@ -446,4 +433,53 @@ fn private_file(dir: &Path, name: &str) -> Result<std::path::PathBuf, Error> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(Error::internal)?;
     Ok(path)
+}
+
+/// The catalogue at `path`, or the bundled payments catalogue. A file that fails validation stops
+/// the server with a message naming the file, the line and the key.
+fn load_catalogue(path: Option<&std::path::Path>) -> Result<Catalogue, Error> {
+    let (name, text) = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| Error::invalid("catalogue", format!("{}: {err}", path.display())))?;
+            (path.display().to_string(), text)
+        }
+        None => (
+            "catalogue/payments.toml (bundled)".to_owned(),
+            DEFAULT_CATALOGUE.to_owned(),
+        ),
+    };
+    let catalogue = Catalogue::from_toml(&text).and_then(|catalogue| {
+        catalogue.ensure_serves_warden()?;
+        Ok(catalogue)
+    });
+    catalogue.map_err(|err| match err {
+        Error::Invalid { reason, .. } => Error::invalid("catalogue", format!("{name}: {reason}")),
+        other => other,
+    })
+}
+
+/// Grants a catalogue change orphaned: permissions that roles or direct grants still name, and
+/// predefined roles still held, that the catalogue no longer has. They allow nothing new (checks
+/// know only catalogue keys) and nothing is deleted, so putting the old file back restores them;
+/// the log says which, so an operator can move their holders.
+async fn report_orphans(store: &SqlStore, catalogue: &Catalogue) -> Result<(), Error> {
+    use warden_core::ports::RoleStore;
+    let permissions: Vec<String> = (store.permission_keys_in_use().await?)
+        .into_iter()
+        .filter(|key| catalogue.permission(key).is_none())
+        .collect();
+    let roles: Vec<String> = (store.predefined_roles_held().await?)
+        .into_iter()
+        .filter(|id| catalogue.predefined_role(id).is_none())
+        .collect();
+    if !permissions.is_empty() || !roles.is_empty() {
+        tracing::warn!(
+            ?permissions,
+            ?roles,
+            "the catalogue orphans existing grants: these permissions and predefined roles are \
+             held but not in the catalogue"
+        );
+    }
+    Ok(())
 }

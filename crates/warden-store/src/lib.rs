@@ -10,6 +10,7 @@ mod groups;
 mod invitations;
 mod janitor;
 mod migration;
+mod moves;
 mod notifications;
 mod organizations;
 mod revisions;

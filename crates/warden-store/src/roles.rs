@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, Query},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, ExprTrait, Query},
 };
 use warden_core::{
     Error,
-    catalogue::{PredefinedRole, READ_ONLY_ROLE},
+    catalogue::PredefinedRole,
     ids::{OrganizationId, PermissionKey, RoleId, UserId},
     model::{AuditEvent, Role, UserStatus},
     ports::{RoleStore, Verdict},
@@ -26,8 +26,8 @@ use crate::{
     revisions::{self, Changed},
     subjects::affected,
     tables::{
-        direct_permissions, group_grants, group_members, role_permissions, roles, user_grants,
-        users,
+        direct_permissions, group_grants, group_members, organizations, role_permissions, roles,
+        user_grants, users,
     },
     unique_violation_as,
 };
@@ -358,6 +358,7 @@ impl RoleStore for SqlStore {
         &self,
         organization: OrganizationId,
         role: &RoleId,
+        fallback: &RoleId,
         caller: UserId,
         verdict: Verdict<'_>,
         audit: &AuditEvent,
@@ -367,16 +368,16 @@ impl RoleStore for SqlStore {
             return Err(warden_core::roles::predefined_is_fixed());
         }
         verdict(&holders_of(&txn, organization, role, caller).await?)?;
-        // Holders keep their entity scope, with read-only access (SPEC §3).
+        // Holders keep their entity scope, with the catalogue's fallback role (read_only, SPEC §3).
         user_grants::Entity::update_many()
-            .col_expr(user_grants::Column::RoleId, Expr::value(READ_ONLY_ROLE))
+            .col_expr(user_grants::Column::RoleId, Expr::value(fallback.as_str()))
             .filter(user_grants::Column::OrganizationId.eq(organization.to_string()))
             .filter(user_grants::Column::RoleId.eq(role.to_string()))
             .exec(&txn)
             .await
             .map_err(internal)?;
         group_grants::Entity::update_many()
-            .col_expr(group_grants::Column::RoleId, Expr::value(READ_ONLY_ROLE))
+            .col_expr(group_grants::Column::RoleId, Expr::value(fallback.as_str()))
             .filter(group_grants::Column::OrganizationId.eq(organization.to_string()))
             .filter(group_grants::Column::RoleId.eq(role.to_string()))
             .exec(&txn)
@@ -398,6 +399,36 @@ impl RoleStore for SqlStore {
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
         let txn = self.begin().await?;
+        for (position, role) in predefined.iter().enumerate() {
+            add_missing_predefined_role(&txn, role, position).await?;
+        }
+        // A predefined role the catalogue dropped allows nothing any more; its rows and grants stay,
+        // so the old file brings it back whole (the loop below rewrites its permissions then).
+        let kept: Vec<&str> = predefined.iter().map(|role| role.id.as_str()).collect();
+        let dropped: Vec<String> = roles::Entity::find()
+            .select_only()
+            .column(roles::Column::Id)
+            .distinct()
+            .filter(roles::Column::Predefined.eq(true))
+            .filter(roles::Column::Id.is_not_in(kept))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(internal)?;
+        for id in &dropped {
+            let of_role = Query::select()
+                .column(roles::Column::OrganizationId)
+                .from(roles::Entity)
+                .and_where(roles::Column::Id.eq(id.as_str()))
+                .and_where(roles::Column::Predefined.eq(true))
+                .to_owned();
+            role_permissions::Entity::delete_many()
+                .filter(role_permissions::Column::RoleId.eq(id.as_str()))
+                .filter(role_permissions::Column::OrganizationId.in_subquery(of_role))
+                .exec(&txn)
+                .await
+                .map_err(internal)?;
+        }
         for role in predefined {
             // Set-based, so the cost depends on the catalogue, not on the number of organisations.
             let of_role = Query::select()
@@ -450,6 +481,29 @@ impl RoleStore for SqlStore {
         txn.commit().await.map_err(internal)
     }
 
+    async fn predefined_roles_held(&self) -> Result<Vec<String>, Error> {
+        let held = |table: &str| {
+            Query::select()
+                .column(Alias::new("role_id"))
+                .from(Alias::new(table))
+                .to_owned()
+        };
+        roles::Entity::find()
+            .select_only()
+            .column(roles::Column::Id)
+            .distinct()
+            .filter(roles::Column::Predefined.eq(true))
+            .filter(
+                Condition::any()
+                    .add(roles::Column::Id.in_subquery(held("user_grants")))
+                    .add(roles::Column::Id.in_subquery(held("group_grants"))),
+            )
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(internal)
+    }
+
     async fn permission_keys_in_use(&self) -> Result<Vec<String>, Error> {
         let mut keys: Vec<String> = role_permissions::Entity::find()
             .select_only()
@@ -487,4 +541,57 @@ async fn missing_or_predefined(
         Ok(None) => Error::NotFound("role"),
         Err(error) => internal(error),
     }
+}
+
+/// Gives every organisation that lacks it a predefined role the catalogue added, with its sort
+/// position; an organisation whose custom role already has the name keeps it and goes without
+/// (role names are unique per organisation), which `predefined_roles_held` cannot miss later.
+async fn add_missing_predefined_role(
+    db: &impl ConnectionTrait,
+    role: &PredefinedRole,
+    position: usize,
+) -> Result<(), Error> {
+    let taken = Query::select()
+        .expr(Expr::val(1))
+        .from(roles::Entity)
+        .and_where(ExprTrait::equals(
+            Expr::col((roles::Entity, roles::Column::OrganizationId)),
+            (organizations::Entity, organizations::Column::Id),
+        ))
+        .cond_where(
+            Condition::any()
+                .add(ExprTrait::eq(
+                    Expr::col((roles::Entity, roles::Column::Id)),
+                    role.id.as_str(),
+                ))
+                .add(ExprTrait::eq(
+                    Expr::col((roles::Entity, roles::Column::Name)),
+                    role.name.as_str(),
+                )),
+        )
+        .to_owned();
+    let rows = Query::select()
+        .column((organizations::Entity, organizations::Column::Id))
+        .expr(Expr::val(role.id.as_str()))
+        .expr(Expr::val(format!("0-{position:04}")))
+        .expr(Expr::val(role.name.as_str()))
+        .expr(Expr::val(role.description.as_str()))
+        .expr(Expr::val(true))
+        .from(organizations::Entity)
+        .and_where(ExprTrait::not(Expr::exists(taken)))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(roles::Entity)
+        .columns([
+            roles::Column::OrganizationId,
+            roles::Column::Id,
+            roles::Column::SortKey,
+            roles::Column::Name,
+            roles::Column::Description,
+            roles::Column::Predefined,
+        ])
+        .select_from(rows)
+        .map_err(|err| Error::internal(err.to_string()))?
+        .to_owned();
+    db.execute(&insert).await.map(|_| ()).map_err(internal)
 }

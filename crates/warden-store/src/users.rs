@@ -10,7 +10,7 @@ use sea_orm::{
 use warden_core::{
     Error,
     ids::{OrganizationId, UserId},
-    model::{AuditEvent, NewUser, User, UserChange, UserStatus},
+    model::{AuditEvent, NewUser, User, UserChange, UserMove, UserStatus},
     ports::UserStore,
 };
 
@@ -239,5 +239,14 @@ impl UserStore for SqlStore {
         let user = reload_user(&txn, organization, user).await?;
         txn.commit().await.map_err(internal)?;
         Ok(user)
+    }
+
+    async fn move_user(
+        &self,
+        movement: &UserMove,
+        left: &AuditEvent,
+        joined: &AuditEvent,
+    ) -> Result<User, Error> {
+        self.move_user_now(movement, left, joined).await // In moves.rs.
     }
 }

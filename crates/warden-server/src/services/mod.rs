@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod authorization;
 pub mod groups;
+pub mod moves;
 pub mod notifications;
 pub mod organizations;
 pub mod roles;

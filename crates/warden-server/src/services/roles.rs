@@ -5,7 +5,6 @@ use uuid::Uuid;
 use warden_core::{
     Error,
     audit::Action,
-    catalogue::READ_ONLY_ROLE,
     decision::Target,
     ids::{OrganizationId, PermissionKey, RoleId},
     model::Role,
@@ -211,18 +210,22 @@ impl Roles {
         let audit = call
             .audit(organization, Action::RoleDeleted, &role.id)
             .before(convert::role_json(&role));
-        // The holders fall back to read_only where they held the role: a grant the caller must be
-        // able to make to each of them (SPEC §2, §3), decided inside the store's transaction.
-        let fallback = self
-            .0
-            .catalogue
-            .predefined_role(READ_ONLY_ROLE)
-            .map(|role| role.permissions.clone())
-            .ok_or_else(|| Error::internal("the catalogue has no read_only role"))?;
-        let verdict = move |affected: &Affected| roles::ensure_may_delete(affected, &fallback);
+        // The holders fall back to the catalogue's fallback role (read_only) where they held the
+        // role: a grant the caller must be able to make to each of them (SPEC §2, §3), decided
+        // inside the store's transaction.
+        let fallback = self.0.catalogue.fallback_role();
+        let verdict =
+            move |affected: &Affected| roles::ensure_may_delete(affected, &fallback.permissions);
         self.0
             .store
-            .delete_role(organization, &role.id, me.user, &verdict, &audit)
+            .delete_role(
+                organization,
+                &role.id,
+                &fallback.id,
+                me.user,
+                &verdict,
+                &audit,
+            )
             .await?;
         Ok(v1::DeleteRoleResponse {
             consistency_token: call.consistency_token(),

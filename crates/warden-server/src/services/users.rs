@@ -161,6 +161,16 @@ impl UserService for Users {
             .map(Response::new)
             .map_err(to_status)
     }
+
+    async fn move_user_to_organization(
+        &self,
+        request: Request<v1::MoveUserToOrganizationRequest>,
+    ) -> Result<Response<v1::MoveUserToOrganizationResponse>, Status> {
+        self.move_to(request) // In moves.rs.
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
 }
 
 /// The organisation and user ids that most requests carry.
@@ -629,6 +639,7 @@ impl Users {
         let new_owner = UserId::parse("new_owner_user_id", &input.new_owner_user_id)?;
         let me = call.member(organization)?;
         let owner = ownership::ensure_owner(self.0.store.find_user(organization, me.user).await?)?;
+        ownership::ensure_transferable(self.0.catalogue.options())?;
         self.confirm_password(&owner, input.password, &call.origin)
             .await?;
         let audit = call

@@ -31,6 +31,7 @@ pub async fn a_deleted_role_cannot_be_granted_to_users_or_groups(store: &TestSto
         .delete_role(
             acme.id,
             &role.id,
+            &RoleId::new(READ_ONLY_ROLE),
             acme.owner,
             &allow,
             &audit(acme.id, "role.deleted"),
@@ -99,9 +100,10 @@ pub async fn a_grant_racing_the_deletion_of_its_role_leaves_no_grant_naming_it(s
             audit(acme.id, "user.updated"),
             audit(acme.id, "role.deleted"),
         );
+        let fallback = RoleId::new(READ_ONLY_ROLE);
         let (granted, deleted) = tokio::join!(
             store.update_user(acme.id, admin, &change, &updated),
-            store.delete_role(acme.id, &role.id, acme.owner, &allow, &removed),
+            store.delete_role(acme.id, &role.id, &fallback, acme.owner, &allow, &removed),
         );
         deleted.unwrap();
         let user = store.find_user(acme.id, admin).await.unwrap().unwrap();

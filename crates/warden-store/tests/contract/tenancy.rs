@@ -195,6 +195,7 @@ pub async fn roles_groups_and_entities_of_another_organization_are_invisible(sto
         .delete_role(
             other.id,
             &role.id,
+            &RoleId::new(READ_ONLY_ROLE),
             other.owner,
             &allow,
             &audit(other.id, "role.deleted"),

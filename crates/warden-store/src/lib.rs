@@ -12,6 +12,7 @@ mod janitor;
 mod migration;
 mod notifications;
 mod organizations;
+mod passkeys;
 mod revisions;
 mod roles;
 mod search;

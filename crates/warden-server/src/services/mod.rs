@@ -6,6 +6,7 @@ pub mod authorization;
 pub mod groups;
 pub mod notifications;
 pub mod organizations;
+pub mod passkeys;
 pub mod roles;
 pub mod second_factors;
 pub mod sessions;

@@ -19,6 +19,7 @@ mod lookups;
 mod notifications;
 mod organizations;
 mod ownership;
+mod passkeys;
 mod reauthentication;
 mod reflection;
 mod role_changes;

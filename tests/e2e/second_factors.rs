@@ -30,6 +30,7 @@ fn complete(challenge: &str, code: &str) -> v1::CompleteSecondFactorRequest {
     v1::CompleteSecondFactorRequest {
         challenge_id: challenge.into(),
         code: code.into(),
+        ..Default::default()
     }
 }
 

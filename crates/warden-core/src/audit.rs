@@ -66,6 +66,7 @@ actions! {
     SecondFactorConfirmed => "user.second_factor_confirmed" on "second_factor",
     SecondFactorEnrolled => "user.second_factor_enrolled" on "second_factor",
     SecondFactorRemoved => "user.second_factor_removed" on "second_factor",
+    PasskeyCounterRegressed => "user.passkey_counter_regressed" on "second_factor",
     SignInFailed => "user.sign_in_failed" on "user",
     SignedIn => "user.signed_in" on "user",
     SignedInWithSso => "user.signed_in_with_sso" on "user",

@@ -89,6 +89,10 @@ uuid_id!(
     /// A sign-in waiting for its second factor.
     ChallengeId
 );
+uuid_id!(
+    /// A WebAuthn ceremony (a passkey registration or assertion) waiting for the browser's answer.
+    CeremonyId
+);
 
 /// A role: a predefined role's catalogue id (`admin`) or a custom role's UUID.
 #[derive(

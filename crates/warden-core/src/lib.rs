@@ -16,6 +16,7 @@ pub mod model;
 pub mod network;
 pub mod ownership;
 pub mod page;
+pub mod passkeys;
 pub mod password;
 pub mod password_reset;
 pub mod ports;

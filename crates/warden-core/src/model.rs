@@ -38,6 +38,7 @@ impl Default for OrganizationSettings {
                 SecondFactorMethod::Totp,
                 SecondFactorMethod::Email,
                 SecondFactorMethod::Sms,
+                SecondFactorMethod::Passkey,
             ],
             require_second_factor: false,
             sso_enabled: false,
@@ -50,6 +51,8 @@ pub enum SecondFactorMethod {
     Totp,
     Email,
     Sms,
+    /// A WebAuthn credential (SPEC §4): a second factor, or a sign-in on its own.
+    Passkey,
 }
 
 impl SecondFactorMethod {
@@ -58,6 +61,7 @@ impl SecondFactorMethod {
             SecondFactorMethod::Totp => "totp",
             SecondFactorMethod::Email => "email",
             SecondFactorMethod::Sms => "sms",
+            SecondFactorMethod::Passkey => "passkey",
         }
     }
 
@@ -66,6 +70,7 @@ impl SecondFactorMethod {
             SecondFactorMethod::Totp,
             SecondFactorMethod::Email,
             SecondFactorMethod::Sms,
+            SecondFactorMethod::Passkey,
         ]
         .into_iter()
         .find(|method| method.as_str() == text)
@@ -388,6 +393,8 @@ pub struct SecondFactor {
     pub phone_number: Option<String>,
     /// TOTP only: the secret, encrypted with the server's secret key.
     pub encrypted_secret: Option<String>,
+    /// Passkeys only: the name the user gave it.
+    pub name: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -545,4 +552,67 @@ impl std::fmt::Debug for SigningKey {
             .field("private_der", &"***")
             .finish()
     }
+}
+
+/// What a WebAuthn ceremony proves when it finishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// A signed-in user registers a passkey.
+    Registration,
+    /// A passkey completes a sign-in challenge (second factor).
+    SecondFactor,
+    /// A passkey signs in alone.
+    SignIn,
+}
+
+impl CeremonyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Registration => "registration",
+            CeremonyKind::SecondFactor => "second_factor",
+            CeremonyKind::SignIn => "sign_in",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            CeremonyKind::Registration,
+            CeremonyKind::SecondFactor,
+            CeremonyKind::SignIn,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A begun WebAuthn ceremony: the relying party's state (its challenge inside) kept in the
+/// database, so any replica can finish it; single use, bound to its kind and user (SPEC §4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ceremony {
+    pub id: crate::ids::CeremonyId,
+    pub kind: CeremonyKind,
+    /// The organisation it is bound to; `None` for a passkey sign-in without a hint.
+    pub organization_id: Option<OrganizationId>,
+    /// The user it is bound to; `None` for a passkey sign-in (the credential names the user).
+    pub user_id: Option<UserId>,
+    /// For a second factor: the sign-in challenge it completes.
+    pub challenge_id: Option<ChallengeId>,
+    /// The WebAuthn library's serialised state.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A registered passkey: the public key credential behind a PASSKEY factor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PasskeyCredential {
+    pub factor_id: FactorId,
+    pub organization_id: OrganizationId,
+    pub user_id: UserId,
+    /// The credential id, base64url without padding; unique across organisations.
+    pub credential_id: String,
+    /// The WebAuthn library's serialised credential (public key, counter, flags).
+    pub credential: String,
+    /// The last signature counter accepted.
+    pub sign_count: i64,
 }

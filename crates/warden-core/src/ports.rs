@@ -9,13 +9,14 @@ use crate::{
     decision::{EntityTree, Subject},
     entities::EntityChange,
     ids::{
-        ApiKeyId, ChallengeId, ClientCertificateMappingId, EntityId, FactorId, GroupId,
+        ApiKeyId, CeremonyId, ChallengeId, ClientCertificateMappingId, EntityId, FactorId, GroupId,
         InvitationId, NotificationId, OrganizationId, RoleId, SessionId, UserId,
     },
     model::{
-        ApiKey, AuditEvent, AuditFilter, Challenge, ClientCertificateMapping, Entity, Grant, Group,
-        Invitation, InvitationState, NewOrganization, NewUser, Notification, Organization,
-        OrganizationSettings, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
+        ApiKey, AuditEvent, AuditFilter, Ceremony, CeremonyKind, Challenge,
+        ClientCertificateMapping, Entity, Grant, Group, Invitation, InvitationState,
+        NewOrganization, NewUser, Notification, Organization, OrganizationSettings,
+        PasskeyCredential, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
         SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
         UserMove, UserStatus,
     },
@@ -508,6 +509,51 @@ pub trait SigningKeyStore: Send + Sync {
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), Error>;
 }
 
+/// Passkeys and their WebAuthn ceremonies (SPEC §4). Taking a ceremony is a conditional update, so
+/// it is finished at most once, on any replica.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Stores a begun ceremony; for a second factor it replaces the challenge's earlier ones.
+    async fn create_ceremony(&self, ceremony: &Ceremony) -> Result<(), Error>;
+    /// Spends the ceremony `id` of `kind` if it is unused and open at `now`, and returns it.
+    async fn take_ceremony(
+        &self,
+        id: CeremonyId,
+        kind: CeremonyKind,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ceremony>, Error>;
+    /// Spends the newest open second-factor ceremony of a sign-in challenge, and returns it.
+    async fn take_challenge_ceremony(
+        &self,
+        challenge: ChallengeId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ceremony>, Error>;
+    /// A confirmed PASSKEY factor and its credential, with its audit row, in one transaction;
+    /// `AlreadyExists("passkey")` when the credential id is registered already (to anyone).
+    async fn create_passkey(
+        &self,
+        factor: &SecondFactor,
+        passkey: &PasskeyCredential,
+        audit: &AuditEvent,
+    ) -> Result<(), Error>;
+    /// The user's passkeys, oldest first.
+    async fn list_passkeys(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<Vec<PasskeyCredential>, Error>;
+    /// The passkey with this credential id, in whichever organisation: the caller decides.
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<PasskeyCredential>, Error>;
+    /// Records an accepted assertion: the updated credential, when its counter moved forward (or
+    /// the authenticator keeps none); false when a concurrent use got there first.
+    async fn record_passkey_use(
+        &self,
+        factor: FactorId,
+        credential: &str,
+        sign_count: i64,
+    ) -> Result<bool, Error>;
+}
+
 #[async_trait]
 pub trait FactorStore: Send + Sync {
     /// Writes an unconfirmed factor, with the code that confirms it (email/SMS) and its notification.
@@ -701,6 +747,7 @@ pub trait Store:
     + GroupStore
     + ThrottleStore
     + FactorStore
+    + PasskeyStore
     + SsoStore
     + PurgeStore
 {
@@ -722,6 +769,7 @@ impl<T> Store for T where
         + GroupStore
         + ThrottleStore
         + FactorStore
+        + PasskeyStore
         + SsoStore
         + PurgeStore
 {

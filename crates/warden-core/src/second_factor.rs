@@ -72,6 +72,7 @@ impl SecondFactor {
             confirmed: false,
             phone_number: None,
             encrypted_secret: None,
+            name: None,
             created_at: now,
         }
     }
@@ -159,11 +160,18 @@ impl Challenge {
     }
 }
 
-/// Which usable factor a code is sent through: an email or SMS one (TOTP apps make their own).
+/// Which usable factor a code is sent through: an email or SMS one (TOTP apps make their own,
+/// passkeys sign).
 pub fn code_factor(usable: Vec<SecondFactor>, id: FactorId) -> Result<SecondFactor, Error> {
     usable
         .into_iter()
-        .find(|factor| factor.id == id && factor.method != SecondFactorMethod::Totp)
+        .find(|factor| {
+            factor.id == id
+                && matches!(
+                    factor.method,
+                    SecondFactorMethod::Email | SecondFactorMethod::Sms
+                )
+        })
         .ok_or(Error::NotFound("factor"))
 }
 
@@ -173,6 +181,18 @@ pub fn wrong_code(failures: i64) -> Error {
         "code: incorrect; the challenge has ended"
     } else {
         "code: incorrect"
+    })
+}
+
+/// The answer to a refused code or passkey assertion, once the challenge has counted `failures`.
+pub fn wrong_answer(passkey: bool, failures: i64) -> Error {
+    if !passkey {
+        return wrong_code(failures);
+    }
+    Error::Unauthenticated(if failures >= MAX_CODE_FAILURES {
+        "passkey: invalid; the challenge has ended"
+    } else {
+        "passkey: invalid"
     })
 }
 

@@ -193,6 +193,7 @@ mod tests {
             confirmed,
             phone_number: None,
             encrypted_secret: None,
+            name: None,
             created_at: at(0),
         }
     }

@@ -145,6 +145,13 @@ pub struct Config {
     /// `WARDEN_SHUTDOWN_GRACE_MS`: after SIGTERM, how long in-flight RPCs may still run before the
     /// server exits anyway; default 10000.
     pub shutdown_grace_ms: u64,
+    /// `WARDEN_WEBAUTHN_RP_ID`: the passkeys' relying-party id, the domain they are bound to
+    /// (`example.com`); default `localhost`.
+    pub webauthn_rp_id: String,
+    /// `WARDEN_WEBAUTHN_ORIGINS`: comma-separated origins browsers may register and use passkeys
+    /// from, each `https://` on the relying-party id or a subdomain (`http://` only for localhost);
+    /// default `http://localhost:8080`.
+    pub webauthn_origins: String,
 }
 
 /// How log lines are written.
@@ -207,6 +214,8 @@ impl Default for Config {
             otel_bsp_schedule_delay: 5_000,
             health_probe_interval_ms: 1_000,
             shutdown_grace_ms: 10_000,
+            webauthn_rp_id: "localhost".into(),
+            webauthn_origins: "http://localhost:8080".into(),
         }
     }
 }
@@ -347,6 +356,7 @@ impl Config {
         if !(1..=86_400).contains(&config.sso_max_id_token_age_seconds) {
             return Err("sso_max_id_token_age_seconds: must be 1 to 86400".to_owned());
         }
+        crate::passkeys::parse_origins(&config.webauthn_rp_id, &config.webauthn_origins)?;
         Ok(())
     }
 }
@@ -396,6 +406,16 @@ mod tests {
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(("access_token_ttl_seconds", 901));
         assert!(Config::from_figment(figment).is_err());
+    }
+
+    #[test]
+    fn passkey_origins_must_belong_to_the_relying_party_id() {
+        assert!(Config::default().check().is_ok(), "the localhost default");
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("webauthn_rp_id", "example.com"))
+            .merge(("webauthn_origins", "https://login.example.org"));
+        let error = Config::from_figment(figment).unwrap_err();
+        assert!(error.to_string().contains("webauthn_origins"), "{error}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub fn method(method: SecondFactorMethod) -> v1::SecondFactorMethod {
         SecondFactorMethod::Totp => v1::SecondFactorMethod::Totp,
         SecondFactorMethod::Email => v1::SecondFactorMethod::Email,
         SecondFactorMethod::Sms => v1::SecondFactorMethod::Sms,
+        SecondFactorMethod::Passkey => v1::SecondFactorMethod::Passkey,
     }
 }
 
@@ -460,6 +461,7 @@ pub fn second_factor_methods(values: &[i32]) -> Result<Vec<SecondFactorMethod>, 
             Ok(v1::SecondFactorMethod::Totp) => SecondFactorMethod::Totp,
             Ok(v1::SecondFactorMethod::Email) => SecondFactorMethod::Email,
             Ok(v1::SecondFactorMethod::Sms) => SecondFactorMethod::Sms,
+            Ok(v1::SecondFactorMethod::Passkey) => SecondFactorMethod::Passkey,
             Ok(v1::SecondFactorMethod::Unspecified) | Err(_) => {
                 return Err(Error::invalid(
                     format!("allowed_second_factors[{index}]"),
@@ -774,6 +776,7 @@ pub fn second_factor(factor: &model::SecondFactor) -> v1::SecondFactor {
             .map(crate::factors::masked)
             .unwrap_or_default(),
         create_time: Some(timestamp(factor.created_at)),
+        name: factor.name.clone().unwrap_or_default(),
     }
 }
 
@@ -782,6 +785,10 @@ pub fn second_factor_method(method: v1::SecondFactorMethod) -> Result<SecondFact
         v1::SecondFactorMethod::Totp => Ok(SecondFactorMethod::Totp),
         v1::SecondFactorMethod::Email => Ok(SecondFactorMethod::Email),
         v1::SecondFactorMethod::Sms => Ok(SecondFactorMethod::Sms),
+        v1::SecondFactorMethod::Passkey => Err(Error::invalid(
+            "method",
+            "passkeys are registered with BeginPasskeyRegistration",
+        )),
         v1::SecondFactorMethod::Unspecified => Err(Error::invalid("method", "is required")),
     }
 }
@@ -810,6 +817,14 @@ pub fn sign_in_challenge(
 
 pub fn second_factor_completed(tokens: &Tokens) -> v1::CompleteSecondFactorResponse {
     v1::CompleteSecondFactorResponse {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: Some(timestamp(tokens.expires_at)),
+    }
+}
+
+pub fn passkey_signed_in(tokens: &Tokens) -> v1::FinishPasskeySignInResponse {
+    v1::FinishPasskeySignInResponse {
         access_token: tokens.access_token.clone(),
         refresh_token: tokens.refresh_token.clone(),
         expires_at: Some(timestamp(tokens.expires_at)),

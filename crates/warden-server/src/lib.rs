@@ -15,6 +15,7 @@ mod http;
 mod input;
 mod janitor;
 mod known_keys;
+mod passkeys;
 mod requests;
 mod secrets;
 mod services;
@@ -372,6 +373,11 @@ async fn start(
         api_key_touches: Default::default(),
         known_keys: Default::default(),
         known_mappings: Default::default(),
+        relying_party: passkeys::RelyingParty::new(
+            &config.webauthn_rp_id,
+            &config.webauthn_origins,
+        )
+        .map_err(Error::internal)?,
         refresh_ttl: chrono::Duration::seconds(
             i64::try_from(config.refresh_token_ttl_seconds).map_err(Error::internal)?,
         ),

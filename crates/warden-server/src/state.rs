@@ -41,6 +41,8 @@ pub struct AppState {
     pub api_key_touches: std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>,
     pub known_keys: crate::known_keys::KnownKeys,
     pub known_mappings: crate::known_keys::KnownMappings,
+    /// The passkeys' WebAuthn relying party (SPEC §4).
+    pub relying_party: crate::passkeys::RelyingParty,
     /// Metric instruments; `None` unless an OTLP endpoint is configured.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }

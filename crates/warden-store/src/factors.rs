@@ -23,7 +23,7 @@ use crate::{
     convert::uuid,
     internal,
     notifications::insert_notification,
-    tables::{recovery_codes, second_factors, sign_in_challenges},
+    tables::{passkey_credentials, recovery_codes, second_factors, sign_in_challenges},
 };
 
 fn factor(row: &second_factors::Model) -> Result<SecondFactor, Error> {
@@ -36,6 +36,7 @@ fn factor(row: &second_factors::Model) -> Result<SecondFactor, Error> {
         confirmed: row.confirmed,
         phone_number: row.phone_number.clone(),
         encrypted_secret: row.encrypted_secret.clone(),
+        name: row.name.clone(),
         created_at: row.created_at,
     })
 }
@@ -79,6 +80,7 @@ impl FactorStore for SqlStore {
             confirmed: Set(new.confirmed),
             phone_number: Set(new.phone_number.clone()),
             encrypted_secret: Set(new.encrypted_secret.clone()),
+            name: Set(new.name.clone()),
             last_used_step: Set(None),
             pending_code_hash: Set(confirmation.map(|(code, _)| code.hash.clone())),
             pending_code_expires_at: Set(confirmation.map(|(code, _)| code.expires_at)),
@@ -192,6 +194,15 @@ impl FactorStore for SqlStore {
         audit: &AuditEvent,
     ) -> Result<(), Error> {
         let txn = self.begin().await?;
+        // The passkey credential goes with its factor (the foreign key cascades on PostgreSQL;
+        // SQLite may run without foreign keys enforced).
+        passkey_credentials::Entity::delete_many()
+            .filter(passkey_credentials::Column::FactorId.eq(id.to_string()))
+            .filter(passkey_credentials::Column::OrganizationId.eq(organization.to_string()))
+            .filter(passkey_credentials::Column::UserId.eq(user.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(internal)?;
         let deleted = second_factors::Entity::delete_many()
             .filter(second_factors::Column::Id.eq(id.to_string()))
             .filter(second_factors::Column::OrganizationId.eq(organization.to_string()))

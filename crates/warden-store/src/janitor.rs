@@ -66,7 +66,7 @@ impl PurgeStore for SqlStore {
             .to_owned();
         // Spent refresh tokens go before their sessions (they reference them): once a session has
         // ended, replaying its old refresh tokens finds nothing to refresh anyway.
-        let sweeps: [(&str, &str, Condition); 7] = [
+        let sweeps: [(&str, &str, Condition); 8] = [
             (
                 "throttles",
                 "key",
@@ -78,6 +78,11 @@ impl PurgeStore for SqlStore {
             ),
             (
                 "sign_in_challenges",
+                "id",
+                Condition::all().add(col("expires_at").lt(cutoff)),
+            ),
+            (
+                "webauthn_ceremonies",
                 "id",
                 Condition::all().add(col("expires_at").lt(cutoff)),
             ),

@@ -13,6 +13,7 @@ mod migration;
 mod moves;
 mod notifications;
 mod organizations;
+mod passkeys;
 mod revisions;
 mod roles;
 mod search;

@@ -52,7 +52,12 @@ pub(crate) fn me(call: &Call) -> Result<UserCaller, Error> {
 }
 
 /// An audit row of `user`'s own doing in a call that carried no credentials (sign-in, reset).
-fn audit_by(call: &Call, organization: OrganizationId, user: UserId, action: Action) -> AuditEvent {
+pub(crate) fn audit_by(
+    call: &Call,
+    organization: OrganizationId,
+    user: UserId,
+    action: Action,
+) -> AuditEvent {
     AuditEvent {
         actor: Actor::User(user),
         ..call.audit(organization, action, user)
@@ -175,7 +180,7 @@ impl AppState {
         }
     }
 
-    fn audit_in_background(&self, audit: AuditEvent) {
+    pub(crate) fn audit_in_background(&self, audit: AuditEvent) {
         let store = self.store.clone();
         tokio::spawn(async move {
             if let Err(error) = store.record_audit(&audit).await {
@@ -401,6 +406,56 @@ impl AuthService for Auth {
         request: Request<v1::SignInWithSsoRequest>,
     ) -> Result<Response<v1::SignInWithSsoResponse>, Status> {
         self.sign_in_sso(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn begin_passkey_registration(
+        &self,
+        request: Request<v1::BeginPasskeyRegistrationRequest>,
+    ) -> Result<Response<v1::BeginPasskeyRegistrationResponse>, Status> {
+        self.begin_registration(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        request: Request<v1::FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<v1::FinishPasskeyRegistrationResponse>, Status> {
+        self.finish_registration(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn begin_passkey_challenge(
+        &self,
+        request: Request<v1::BeginPasskeyChallengeRequest>,
+    ) -> Result<Response<v1::BeginPasskeyChallengeResponse>, Status> {
+        self.begin_challenge(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn begin_passkey_sign_in(
+        &self,
+        request: Request<v1::BeginPasskeySignInRequest>,
+    ) -> Result<Response<v1::BeginPasskeySignInResponse>, Status> {
+        self.begin_sign_in(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn finish_passkey_sign_in(
+        &self,
+        request: Request<v1::FinishPasskeySignInRequest>,
+    ) -> Result<Response<v1::FinishPasskeySignInResponse>, Status> {
+        self.finish_sign_in(request)
             .await
             .map(Response::new)
             .map_err(to_status)

@@ -7,6 +7,7 @@ pub mod groups;
 pub mod moves;
 pub mod notifications;
 pub mod organizations;
+pub mod passkeys;
 pub mod roles;
 pub mod second_factors;
 pub mod sessions;

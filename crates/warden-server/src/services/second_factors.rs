@@ -21,6 +21,7 @@ use crate::{
     convert::{self, Page},
     factors,
     guard::{AttemptKeys, Check},
+    passkeys,
     secrets::random_token,
     services::auth::{Auth, me},
     state::{AppState, UserCaller},
@@ -43,7 +44,7 @@ impl AppState {
     /// SPEC §4: enrolling or removing a factor needs a password or factor proved within the last
     /// 10 minutes, or the password in the request (checked under the attempt throttle), which the
     /// session then remembers as its latest proof.
-    async fn ensure_recent_proof(
+    pub(crate) async fn ensure_recent_proof(
         &self,
         call: &Call,
         me: UserCaller,
@@ -90,7 +91,7 @@ impl AppState {
     }
 
     /// The user's factors that may complete a sign-in under their organisation's current policy.
-    async fn usable_factors(&self, user: &User) -> Result<Vec<SecondFactor>, Error> {
+    pub(crate) async fn usable_factors(&self, user: &User) -> Result<Vec<SecondFactor>, Error> {
         let settings = self.settings_of(user.organization_id).await?;
         let factors = self
             .store
@@ -100,7 +101,7 @@ impl AppState {
     }
 
     /// A challenge that can still be completed, and its user.
-    async fn open_challenge(
+    pub(crate) async fn open_challenge(
         &self,
         id: &str,
         now: DateTime<Utc>,
@@ -176,6 +177,8 @@ impl AppState {
                 let hash = factors::code_hash(&factor.id.to_string(), code);
                 Ok(pending.is_some_and(|pending| pending.accepts(&hash, now)))
             }
+            // A passkey is confirmed when it is registered: no code confirms one.
+            SecondFactorMethod::Passkey => Ok(false),
         }
     }
 
@@ -248,16 +251,25 @@ impl Auth {
         let (call, input) = anonymous(&self.0, request)?;
         let (challenge, user) = self.0.open_challenge(&input.challenge_id, call.now).await?;
         let keys = AttemptKeys::of(Check::Code, &user.email, &call.origin);
-        let code = second_factor::code(&input.code)?;
-        self.0.begin_attempt(&keys).await?;
-        let accepted = self
-            .0
-            .accepts_challenge_code(&challenge, &user, code, call.now)
-            .await?;
+        let passkey = !input.passkey_assertion_json.is_empty();
+        let accepted = if passkey {
+            let assertion =
+                passkeys::assertion("passkey_assertion_json", &input.passkey_assertion_json)?;
+            self.0.begin_attempt(&keys).await?;
+            self.0
+                .accepts_passkey(&challenge, &user, &assertion, &call)
+                .await?
+        } else {
+            let code = second_factor::code(&input.code)?;
+            self.0.begin_attempt(&keys).await?;
+            self.0
+                .accepts_challenge_code(&challenge, &user, code, call.now)
+                .await?
+        };
         if !accepted {
             self.0.attempt_failed(&keys).await?;
             let failures = self.0.store.record_challenge_failure(challenge.id).await?;
-            return Err(second_factor::wrong_code(failures));
+            return Err(second_factor::wrong_answer(passkey, failures));
         }
         self.0.attempt_succeeded(&keys).await?;
         if !self

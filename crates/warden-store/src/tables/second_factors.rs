@@ -19,6 +19,8 @@ pub struct Model {
     pub pending_code_hash: Option<String>,
     pub pending_code_expires_at: Option<DateTimeUtc>,
     pub failed_attempts: i64,
+    /// Passkeys: the name the user gave it.
+    pub name: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

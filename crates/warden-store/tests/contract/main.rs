@@ -405,6 +405,7 @@ impl TestStore {
             confirmed: false,
             phone_number: None,
             encrypted_secret: Some("sealed".to_owned()),
+            name: None,
             created_at: Utc::now(),
         };
         self.create_factor(&factor, None, &audit(org.id, "factor.added"))

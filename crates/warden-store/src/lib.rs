@@ -14,6 +14,7 @@ mod notifications;
 mod organizations;
 mod revisions;
 mod roles;
+mod scim;
 mod search;
 mod sessions;
 mod signing_keys;

@@ -7,6 +7,7 @@ pub mod groups;
 pub mod notifications;
 pub mod organizations;
 pub mod roles;
+pub mod scim_tokens;
 pub mod second_factors;
 pub mod sessions;
 pub mod sso;

@@ -650,7 +650,18 @@ async fn scim_bad_input_is_a_scim_400_and_other_organisations_are_404() {
     );
 
     // Discovery answers with the token only.
-    for path in ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas"] {
+    let search = json!({ "filter": "userName sw \"mine\"", "attributes": ["userName"] });
+    let searched = send(&server, &token, Method::POST, "/Users/.search", search).await;
+    assert_eq!(searched.body["totalResults"], 1, "{}", searched.body);
+    assert!(searched.body["Resources"][0].get("emails").is_none());
+    let user_schema = format!("/Schemas/{USER}");
+    for path in [
+        "/ServiceProviderConfig",
+        "/ResourceTypes",
+        "/ResourceTypes/User",
+        "/Schemas",
+        &user_schema,
+    ] {
         assert_eq!(
             get(&server, &token, path).await.status,
             StatusCode::OK,

@@ -20,7 +20,8 @@ use warden_core::{
 
 use super::{
     GROUP_SCHEMA, ListQuery, Scim, Selection, authenticate, ensure_version, error_response,
-    filter::member, list_response, meta, parse_resource, patched, refusal, resource, select, users,
+    filter::member, list_response, meta, parse_resource, patched, refusal, resource, search_query,
+    select, users,
 };
 use crate::http::{Connection, Http};
 
@@ -143,35 +144,59 @@ pub async fn list(
     let answered = async {
         let scim = authenticate(&http, &headers, connection.as_ref()).await?;
         let Query(query) = query.map_err(query_refused)?;
-        let mut groups = Vec::new();
-        let mut after = None;
-        loop {
-            let batch = scim
-                .state
-                .store
-                .list_groups(scim.organization, after, BATCH)
-                .await
-                .map_err(error_response)?;
-            let full = batch.len() as u64 == BATCH;
-            after = batch.last().map(|group| group.id);
-            groups.extend(batch);
-            if !full {
-                break;
-            }
-        }
-        let external = scim
-            .state
-            .store
-            .external_ids(scim.organization, KIND)
-            .await
-            .map_err(error_response)?;
-        let rendered = groups
-            .iter()
-            .map(|group| render(group, external.get(&group.id.to_string()), &scim.base))
-            .collect();
-        list_response(rendered, &query)
+        listed(&scim, &query).await
     };
     answered.await.unwrap_or_else(|refused| refused)
+}
+
+/// POST `.search`: the list's query as a JSON body.
+pub async fn search(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answered = async {
+        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
+        let query = search_query(body)?;
+        listed(&scim, &query).await
+    };
+    answered.await.unwrap_or_else(|refused| refused)
+}
+
+async fn listed(scim: &Scim, query: &ListQuery) -> Result<Response, Response> {
+    list_response(every(scim).await?, query)
+}
+
+/// Every resource of this kind in the token's organisation, as SCIM shows them.
+pub async fn every(scim: &Scim) -> Result<Vec<Value>, Response> {
+    let mut groups = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = scim
+            .state
+            .store
+            .list_groups(scim.organization, after, BATCH)
+            .await
+            .map_err(error_response)?;
+        let full = batch.len() as u64 == BATCH;
+        after = batch.last().map(|group| group.id);
+        groups.extend(batch);
+        if !full {
+            break;
+        }
+    }
+    let external = scim
+        .state
+        .store
+        .external_ids(scim.organization, KIND)
+        .await
+        .map_err(error_response)?;
+    let rendered = groups
+        .iter()
+        .map(|group| render(group, external.get(&group.id.to_string()), &scim.base))
+        .collect();
+    Ok(rendered)
 }
 
 pub async fn read(

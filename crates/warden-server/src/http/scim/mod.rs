@@ -12,10 +12,10 @@ mod users;
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    extract::{DefaultBodyLimit, Path, State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -50,8 +50,13 @@ pub fn router() -> Router<Http> {
     Router::new()
         .route("/ServiceProviderConfig", get(service_provider_config))
         .route("/ResourceTypes", get(resource_types))
+        .route("/ResourceTypes/{id}", get(resource_type_by_id))
         .route("/Schemas", get(schemas))
+        .route("/Schemas/{id}", get(schema_by_id))
         .route("/Users", get(users::list).post(users::create))
+        .route("/.search", post(search))
+        .route("/Users/.search", post(users::search))
+        .route("/Groups/.search", post(groups::search))
         .route(
             "/Users/{id}",
             get(users::read)
@@ -340,7 +345,7 @@ pub fn ensure_version(headers: &HeaderMap, current: &Value) -> Result<(), Respon
     }
 }
 
-/// Query parameters of a list.
+/// Query parameters of a list, or the body of a POST `.search` (RFC 7644 §3.4.3).
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
@@ -349,6 +354,24 @@ pub struct ListQuery {
     count: Option<i64>,
     attributes: Option<String>,
     excluded_attributes: Option<String>,
+}
+
+/// The body of a POST `.search`: a ListQuery whose `attributes` and `excludedAttributes` are lists.
+pub fn search_query(body: Result<Bytes, BytesRejection>) -> Result<ListQuery, Response> {
+    let mut value: Value = parse_body(body)?;
+    if let Some(fields) = value.as_object_mut() {
+        for name in ["attributes", "excludedAttributes"] {
+            if let Some(Value::Array(names)) = fields.get(name) {
+                let joined: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+                let joined = joined.join(",");
+                fields.insert(name.into(), joined.into());
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|error| {
+        let detail = format!("search request: {error}");
+        refusal(StatusCode::BAD_REQUEST, Some("invalidValue"), &detail)
+    })
 }
 
 /// Attribute selection of a read (`attributes` / `excludedAttributes`).
@@ -437,6 +460,23 @@ pub fn list_response(resources: Vec<Value>, query: &ListQuery) -> Result<Respons
     ))
 }
 
+/// POST `/.search` at the root: Users and Groups together (RFC 7644 §3.4.3).
+async fn search(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answered = async {
+        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
+        let query = search_query(body)?;
+        let mut resources = users::every(&scim).await?;
+        resources.extend(groups::every(&scim).await?);
+        list_response(resources, &query)
+    };
+    answered.await.unwrap_or_else(|refused| refused)
+}
+
 async fn service_provider_config(
     State(http): State<Http>,
     headers: HeaderMap,
@@ -487,11 +527,46 @@ async fn resource_types(
     if let Err(refused) = authenticate(&http, &headers, connection.as_ref()).await {
         return refused;
     }
-    let types = vec![
+    list_response(all_resource_types(), &ListQuery::default()).unwrap_or_else(|refused| refused)
+}
+
+fn all_resource_types() -> Vec<Value> {
+    vec![
         resource_type("User", "/Users", USER_SCHEMA),
         resource_type("Group", "/Groups", GROUP_SCHEMA),
-    ];
-    list_response(types, &ListQuery::default()).unwrap_or_else(|refused| refused)
+    ]
+}
+
+/// One discovery document by its `id`, or 404.
+fn by_id(documents: Vec<Value>, id: &str) -> Response {
+    match documents.into_iter().find(|document| document["id"] == id) {
+        Some(document) => scim_json(StatusCode::OK, &document),
+        None => refusal(StatusCode::NOT_FOUND, None, "no such discovery document"),
+    }
+}
+
+async fn resource_type_by_id(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    Path(id): Path<String>,
+) -> Response {
+    match authenticate(&http, &headers, connection.as_ref()).await {
+        Ok(_) => by_id(all_resource_types(), &id),
+        Err(refused) => refused,
+    }
+}
+
+async fn schema_by_id(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    Path(id): Path<String>,
+) -> Response {
+    match authenticate(&http, &headers, connection.as_ref()).await {
+        Ok(_) => by_id(all_schemas(), &id),
+        Err(refused) => refused,
+    }
 }
 
 fn attribute(name: &str, kind: &str, required: bool, extra: Value) -> Value {
@@ -519,6 +594,10 @@ async fn schemas(
     if let Err(refused) = authenticate(&http, &headers, connection.as_ref()).await {
         return refused;
     }
+    list_response(all_schemas(), &ListQuery::default()).unwrap_or_else(|refused| refused)
+}
+
+fn all_schemas() -> Vec<Value> {
     let string = |name: &str| attribute(name, "string", false, json!({}));
     let user = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
@@ -562,5 +641,5 @@ async fn schemas(
         ],
         "meta": { "resourceType": "Schema", "location": format!("/scim/v2/Schemas/{GROUP_SCHEMA}") },
     });
-    list_response(vec![user, group], &ListQuery::default()).unwrap_or_else(|refused| refused)
+    vec![user, group]
 }

@@ -21,7 +21,8 @@ use warden_core::{
 
 use super::{
     ListQuery, Scim, Selection, USER_SCHEMA, authenticate, ensure_version, error_response,
-    filter::member, list_response, meta, parse_resource, patched, refusal, resource, select,
+    filter::member, list_response, meta, parse_resource, patched, refusal, resource, search_query,
+    select,
 };
 use crate::http::{Connection, Http};
 
@@ -152,15 +153,19 @@ fn render(user: &User, external_id: Option<&String>, base: &str) -> Value {
         "schemas": [USER_SCHEMA],
         "id": user.id.to_string(),
         "userName": user.email,
-        "name": {
-            "givenName": user.first_name,
-            "familyName": user.last_name,
-            "formatted": format!("{} {}", user.first_name, user.last_name).trim(),
-        },
-        "displayName": format!("{} {}", user.first_name, user.last_name).trim(),
         "emails": [{ "value": user.email, "type": "work", "primary": true }],
         "active": user.status == UserStatus::Active,
     });
+    // Names are optional in SCIM: a user without them shows none (a PATCH may remove them).
+    let full_name = format!("{} {}", user.first_name, user.last_name);
+    if !full_name.trim().is_empty() {
+        value["name"] = json!({
+            "givenName": user.first_name,
+            "familyName": user.last_name,
+            "formatted": full_name.trim(),
+        });
+        value["displayName"] = full_name.trim().into();
+    }
     if let Some(external_id) = external_id {
         value["externalId"] = external_id.as_str().into();
     }
@@ -230,15 +235,39 @@ pub async fn list(
     let answered = async {
         let scim = authenticate(&http, &headers, connection.as_ref()).await?;
         let Query(query) = query.map_err(query_refused)?;
-        let users = all_users(&scim).await.map_err(error_response)?;
-        let external = external_ids(&scim).await.map_err(error_response)?;
-        let rendered = users
-            .iter()
-            .map(|user| render(user, external.get(&user.id.to_string()), &scim.base))
-            .collect();
-        list_response(rendered, &query)
+        listed(&scim, &query).await
     };
     answered.await.unwrap_or_else(|refused| refused)
+}
+
+/// POST `.search`: the list's query as a JSON body.
+pub async fn search(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answered = async {
+        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
+        let query = search_query(body)?;
+        listed(&scim, &query).await
+    };
+    answered.await.unwrap_or_else(|refused| refused)
+}
+
+async fn listed(scim: &Scim, query: &ListQuery) -> Result<Response, Response> {
+    list_response(every(scim).await?, query)
+}
+
+/// Every resource of this kind in the token's organisation, as SCIM shows them.
+pub async fn every(scim: &Scim) -> Result<Vec<Value>, Response> {
+    let users = all_users(scim).await.map_err(error_response)?;
+    let external = external_ids(scim).await.map_err(error_response)?;
+    let rendered = users
+        .iter()
+        .map(|user| render(user, external.get(&user.id.to_string()), &scim.base))
+        .collect();
+    Ok(rendered)
 }
 
 pub async fn read(
@@ -416,8 +445,11 @@ pub async fn patch(
             .get(0)
             .and_then(|email| email.get("value"))
             .cloned();
-        if wanted["emails"] != current["emails"] && wanted["userName"] == current["userName"] {
-            wanted["userName"] = address.unwrap_or(Value::Null);
+        if let Some(address) = address
+            && wanted["emails"] != current["emails"]
+            && wanted["userName"] == current["userName"]
+        {
+            wanted["userName"] = address;
         }
         let desired = Desired::parse(&wanted).map_err(error_response)?;
         let user = converge(&scim, user, desired)

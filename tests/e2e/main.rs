@@ -24,6 +24,7 @@ mod reauthentication;
 mod reflection;
 mod role_changes;
 mod roles;
+mod scim;
 mod second_factors;
 mod secrets;
 mod session_management;

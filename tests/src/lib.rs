@@ -27,7 +27,7 @@ use warden_proto::v1::{
     group_service_client::GroupServiceClient,
     notification_service_client::NotificationServiceClient,
     organization_service_client::OrganizationServiceClient, role_service_client::RoleServiceClient,
-    user_service_client::UserServiceClient,
+    scim_service_client::ScimServiceClient, user_service_client::UserServiceClient,
 };
 use warden_server::{Clock as _, Config, ManualClock, config::Secret};
 
@@ -455,6 +455,25 @@ impl TestServer {
     pub fn authorization(&self, token: &str) -> AuthorizationServiceClient<Authed> {
         AuthorizationServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
+    pub fn scim(&self, token: &str) -> ScimServiceClient<Authed> {
+        ScimServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// A SCIM token of `org`, created by its owner; returns (token id, secret).
+    pub async fn scim_token(&self, org: &TestOrg) -> (String, String) {
+        let request = v1::CreateScimTokenRequest {
+            organization_id: org.id.clone(),
+            name: "okta".into(),
+        };
+        let reply = self
+            .scim(&org.owner_token)
+            .create_scim_token(request)
+            .await
+            .expect("create scim token")
+            .into_inner();
+        (reply.scim_token.expect("token").id, reply.secret)
+    }
+
     pub fn groups(&self, token: &str) -> GroupServiceClient<Authed> {
         GroupServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }

@@ -62,6 +62,10 @@ uuid_id!(
     ClientCertificateMappingId
 );
 uuid_id!(
+    /// An identity provider's SCIM token (its public id, not its secret).
+    ScimTokenId
+);
+uuid_id!(
     /// A sign-in session; the `sid` claim of access tokens.
     SessionId
 );

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     ids::{
         ApiKeyId, AuditEventId, ChallengeId, ClientCertificateMappingId, EntityId, FactorId,
-        GroupId, InvitationId, NotificationId, OrganizationId, PermissionKey, RoleId, SessionId,
-        UserId,
+        GroupId, InvitationId, NotificationId, OrganizationId, PermissionKey, RoleId, ScimTokenId,
+        SessionId, UserId,
     },
     validate::Email,
 };
@@ -28,6 +28,8 @@ pub struct OrganizationSettings {
     pub allowed_second_factors: Vec<SecondFactorMethod>,
     pub require_second_factor: bool,
     pub sso_enabled: bool,
+    /// Some SCIM token is live: the identity provider provisions users and memberships (SPEC §5a).
+    pub scim_enabled: bool,
 }
 
 impl Default for OrganizationSettings {
@@ -42,6 +44,7 @@ impl Default for OrganizationSettings {
             ],
             require_second_factor: false,
             sso_enabled: false,
+            scim_enabled: false,
         }
     }
 }
@@ -257,6 +260,8 @@ pub enum Actor {
     User(UserId),
     Operator,
     ApiKey,
+    /// An identity provider's SCIM token (SPEC §5a).
+    ScimToken,
     Anonymous,
 }
 
@@ -266,6 +271,7 @@ impl Actor {
             Actor::User(_) => "user",
             Actor::Operator => "operator",
             Actor::ApiKey => "api_key",
+            Actor::ScimToken => "scim_token",
             Actor::Anonymous => "anonymous",
         }
     }
@@ -273,7 +279,7 @@ impl Actor {
     pub fn user(self) -> Option<UserId> {
         match self {
             Actor::User(user) => Some(user),
-            Actor::Operator | Actor::ApiKey | Actor::Anonymous => None,
+            Actor::Operator | Actor::ApiKey | Actor::ScimToken | Actor::Anonymous => None,
         }
     }
 }
@@ -347,6 +353,15 @@ pub struct UserMove {
     pub to: OrganizationId,
     pub grants: Vec<Grant>,
     pub direct_grants: Vec<DirectGrant>,
+}
+
+/// What a SCIM replace of a user writes: the email (the SCIM `userName`), names, external id.
+#[derive(Clone, Debug)]
+pub struct ScimUserChange {
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+    pub external_id: Option<String>,
 }
 
 /// Users who inherit the group's grants.
@@ -501,6 +516,18 @@ pub struct ApiKey {
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An identity provider's SCIM bearer token (SPEC §5a): like an API key, stored as a hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScimToken {
+    pub id: ScimTokenId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    /// The public start of the secret, which finds the token without scanning hashes.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

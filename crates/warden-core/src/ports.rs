@@ -1,5 +1,7 @@
 //! Storage traits the domain owns; `warden-store` implements them with sea-orm. Reads filter on the
 //! organisation inside the query; each write is one transaction.
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -10,15 +12,15 @@ use crate::{
     entities::EntityChange,
     ids::{
         ApiKeyId, CeremonyId, ChallengeId, ClientCertificateMappingId, EntityId, FactorId, GroupId,
-        InvitationId, NotificationId, OrganizationId, RoleId, SessionId, UserId,
+        InvitationId, NotificationId, OrganizationId, RoleId, ScimTokenId, SessionId, UserId,
     },
     model::{
         ApiKey, AuditEvent, AuditFilter, Ceremony, CeremonyKind, Challenge,
         ClientCertificateMapping, Entity, Grant, Group, Invitation, InvitationState,
         NewOrganization, NewUser, Notification, Organization, OrganizationSettings,
         PasskeyCredential, PasswordReset, PendingCode, RecoveryCode, RefreshOutcome, Role,
-        SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User, UserChange, UserFilter,
-        UserMove, UserStatus,
+        ScimToken, ScimUserChange, SecondFactor, Session, SigningKey, SsoConfig, SsoIdentity, User,
+        UserChange, UserFilter, UserMove, UserStatus,
     },
     rules::Affected,
     settings::SettingsChange,
@@ -502,6 +504,67 @@ pub trait ApiKeyStore: Send + Sync {
     ) -> Result<ClientCertificateMapping, Error>;
 }
 
+/// SCIM 2.0 provisioning (SPEC §5a): the identity provider's tokens, and the writes only SCIM makes.
+/// Creating or revoking a token mirrors "some token is live" into the organisation's settings
+/// (`scim_enabled`) in the same transaction.
+#[async_trait]
+pub trait ScimStore: Send + Sync {
+    async fn create_scim_token(
+        &self,
+        token: &ScimToken,
+        secret_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<ScimToken, Error>;
+    /// The token with this prefix and its secret's hash, revoked or not.
+    async fn find_scim_token(&self, prefix: &str) -> Result<Option<(ScimToken, String)>, Error>;
+    /// Newest first, before the cursor.
+    async fn list_scim_tokens(
+        &self,
+        organization: OrganizationId,
+        after: Option<ScimTokenId>,
+        limit: u64,
+    ) -> Result<Vec<ScimToken>, Error>;
+    async fn revoke_scim_token(
+        &self,
+        organization: OrganizationId,
+        id: ScimTokenId,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<ScimToken, Error>;
+    /// Writes an ACTIVE user without invitation, with its external id. `EmailInUse` when the email
+    /// is taken in any organisation.
+    async fn provision_user(
+        &self,
+        user: &NewUser,
+        external_id: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// Replaces a user's email, names and external id (not archived users). `EmailInUse` when the
+    /// new email is taken.
+    async fn replace_scim_user(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        change: &ScimUserChange,
+        audit: &AuditEvent,
+    ) -> Result<User, Error>;
+    /// The external ids the identity provider gave the organisation's users or groups, by id.
+    async fn external_ids(
+        &self,
+        organization: OrganizationId,
+        resource_type: &str,
+    ) -> Result<BTreeMap<String, String>, Error>;
+    /// Records (or with `None` forgets) a group's external id; no audit row of its own: it is
+    /// written beside the audited group write it belongs to.
+    async fn set_external_id(
+        &self,
+        organization: OrganizationId,
+        resource_type: &str,
+        resource_id: &str,
+        external_id: Option<&str>,
+    ) -> Result<(), Error>;
+}
+
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
     /// Newest first.
@@ -749,6 +812,7 @@ pub trait Store:
     + FactorStore
     + PasskeyStore
     + SsoStore
+    + ScimStore
     + PurgeStore
 {
 }
@@ -771,6 +835,7 @@ impl<T> Store for T where
         + FactorStore
         + PasskeyStore
         + SsoStore
+        + ScimStore
         + PurgeStore
 {
 }

@@ -91,10 +91,19 @@ impl Lifecycle {
     }
 }
 
-/// While SSO is on, the identity provider owns the user list: nobody invites, edits or deletes
-/// users here (SPEC §4).
+/// While SSO or SCIM is on, the identity provider owns the user list: nobody invites, edits or
+/// deletes users here (SPEC §4, §5a).
 pub fn ensure_managed_here(settings: &OrganizationSettings) -> Result<(), Error> {
-    if settings.sso_enabled {
+    if settings.sso_enabled || settings.scim_enabled {
+        return Err(Error::ManagedByIdp);
+    }
+    Ok(())
+}
+
+/// While SCIM is on, the identity provider also owns group membership (SPEC §5a); the groups'
+/// grants stay editable here, which is how IdP groups map to roles and entities.
+pub fn ensure_membership_managed_here(settings: &OrganizationSettings) -> Result<(), Error> {
+    if settings.scim_enabled {
         return Err(Error::ManagedByIdp);
     }
     Ok(())
@@ -466,6 +475,22 @@ mod tests {
         settings.sso_enabled = true;
         assert!(matches!(
             ensure_managed_here(&settings),
+            Err(Error::ManagedByIdp)
+        ));
+        assert!(ensure_membership_managed_here(&settings).is_ok());
+    }
+
+    #[test]
+    fn scim_organisations_manage_users_and_memberships_at_their_provider() {
+        let mut settings = OrganizationSettings::default();
+        assert!(ensure_membership_managed_here(&settings).is_ok());
+        settings.scim_enabled = true;
+        assert!(matches!(
+            ensure_managed_here(&settings),
+            Err(Error::ManagedByIdp)
+        ));
+        assert!(matches!(
+            ensure_membership_managed_here(&settings),
             Err(Error::ManagedByIdp)
         ));
     }

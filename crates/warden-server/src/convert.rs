@@ -187,6 +187,17 @@ pub fn api_key(key: &model::ApiKey) -> v1::ApiKey {
     }
 }
 
+pub fn scim_token(token: &model::ScimToken) -> v1::ScimToken {
+    v1::ScimToken {
+        id: token.id.to_string(),
+        organization_id: token.organization_id.to_string(),
+        name: token.name.clone(),
+        prefix: token.prefix.clone(),
+        create_time: Some(timestamp(token.created_at)),
+        revoke_time: token.revoked_at.map(timestamp),
+    }
+}
+
 pub fn client_certificate_mapping(
     mapping: &model::ClientCertificateMapping,
 ) -> v1::ClientCertificateMapping {

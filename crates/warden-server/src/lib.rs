@@ -43,7 +43,7 @@ use warden_proto::v1::{
     group_service_server::GroupServiceServer,
     notification_service_server::NotificationServiceServer,
     organization_service_server::OrganizationServiceServer, role_service_server::RoleServiceServer,
-    user_service_server::UserServiceServer,
+    scim_service_server::ScimServiceServer, user_service_server::UserServiceServer,
 };
 use warden_store::SqlStore;
 
@@ -56,7 +56,8 @@ use crate::{
     secrets::PasswordHasher,
     services::{
         api_keys::ApiKeys, audit::Audit, auth::Auth, authorization::Authorization, groups::Groups,
-        notifications::Notifications, organizations::Organizations, roles::Roles, users::Users,
+        notifications::Notifications, organizations::Organizations, roles::Roles,
+        scim_tokens::ScimTokens, users::Users,
     },
     state::AppState,
     tokens::TokenService,
@@ -181,6 +182,8 @@ pub async fn serve_listeners(
                 tonic::transport::Server::builder()
                     .accept_http1(true)
                     .layer(requests::RpcLayer(telemetry.clone()))
+                    // SCIM writes: answered a lease after they committed, as gRPC writes are.
+                    .layer(CommitWaitLayer(state.authorizer.lease()))
                     .add_routes(http::router(state.clone(), tls))
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = http_stopped.wait_for(|stopping| *stopping).await;
@@ -221,6 +224,7 @@ pub async fn serve_listeners(
         .add_service(limited!(AuthServiceServer, Auth(state.clone())))
         .add_service(limited!(GroupServiceServer, Groups(state.clone())))
         .add_service(limited!(ApiKeyServiceServer, ApiKeys(state.clone())))
+        .add_service(limited!(ScimServiceServer, ScimTokens(state.clone())))
         .add_service(limited!(
             AuthorizationServiceServer,
             Authorization(state.clone())

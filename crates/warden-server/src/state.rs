@@ -16,6 +16,8 @@ use crate::{config::Secret, secrets::PasswordHasher, tokens::TokenService};
 
 /// API key secrets look like `wk_<prefix>.<secret>`; the prefix finds the row, the whole string is hashed.
 pub const API_KEY_PREFIX: &str = "wk_";
+/// How a SCIM token starts; it authenticates only the SCIM endpoints (`http/scim.rs`).
+pub const SCIM_TOKEN_PREFIX: &str = "wscim_";
 
 pub struct AppState {
     pub clock: Arc<dyn Clock>,

@@ -66,6 +66,7 @@ fn event(row: audit_events::Model) -> Result<AuditEvent, Error> {
         ("user", Some(id)) => Actor::User(UserId(uuid(id)?)),
         ("operator", _) => Actor::Operator,
         ("api_key", _) => Actor::ApiKey,
+        ("scim_token", _) => Actor::ScimToken,
         _ => Actor::Anonymous,
     };
     Ok(AuditEvent {

@@ -36,6 +36,7 @@ pub(crate) fn organization(row: organizations::Model) -> Result<Organization, Er
             allowed_second_factors,
             require_second_factor: row.require_second_factor,
             sso_enabled: row.sso_enabled,
+            scim_enabled: row.scim_enabled,
         },
     })
 }

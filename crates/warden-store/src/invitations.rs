@@ -69,7 +69,7 @@ async fn ensure_managed_here(
 /// archived or expired for 30 days (SPEC §2, `addresses::releases_address`): the holder is archived
 /// under an undeliverable address and their open invitations end, so the insert that follows may
 /// take the address. Otherwise nothing changes and the unique column answers `EmailInUse`.
-async fn release_address(
+pub(crate) async fn release_address(
     db: &impl ConnectionTrait,
     email: &str,
     now: DateTime<Utc>,

@@ -16,6 +16,7 @@ mod organizations;
 mod passkeys;
 mod revisions;
 mod roles;
+mod scim;
 mod search;
 mod sessions;
 mod signing_keys;

@@ -52,6 +52,7 @@ impl OrganizationStore for SqlStore {
             )),
             require_second_factor: Set(org.settings.require_second_factor),
             sso_enabled: Set(org.settings.sso_enabled),
+            scim_enabled: Set(false),
             created_at: Set(org.created_at),
         })
         .exec(&txn)

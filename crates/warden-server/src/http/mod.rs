@@ -9,6 +9,7 @@
 )]
 mod authzen;
 mod discovery;
+mod scim;
 
 use axum::{
     Router,
@@ -55,6 +56,7 @@ pub fn router(state: Shared, tls: bool) -> tonic::service::Routes {
         .route("/access/v1/search/subject", post(authzen::search_subject))
         .route("/access/v1/search/resource", post(authzen::search_resource))
         .route("/access/v1/search/action", post(authzen::search_action))
+        .nest("/scim/v2", scim::router())
         .fallback(|| async { refusal(StatusCode::NOT_FOUND, "not_found", "no such path", None) })
         .method_not_allowed_fallback(|| async {
             refusal(

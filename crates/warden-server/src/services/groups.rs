@@ -9,7 +9,7 @@ use warden_core::{
     ids::{GroupId, OrganizationId, UserId},
     model::{Grant, Group},
     rules::ensure_may_act_on_all,
-    validate,
+    users, validate,
 };
 use warden_proto::v1::{self, group_service_server::GroupService};
 
@@ -299,6 +299,14 @@ impl Groups {
         member: bool,
     ) -> Result<Group, Error> {
         let (me, current, _) = self.managed(call, organization, id).await?;
+        let settings = self
+            .0
+            .store
+            .find_organization(organization)
+            .await?
+            .ok_or(Error::NotFound("organization"))?
+            .settings;
+        users::ensure_membership_managed_here(&settings)?;
         acting_on(&self.0, me, organization, user).await?;
         let action = match member {
             true => Action::GroupMemberAdded,

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod organizations;
 pub mod passkeys;
 pub mod roles;
+pub mod scim_tokens;
 pub mod second_factors;
 pub mod sessions;
 pub mod sso;

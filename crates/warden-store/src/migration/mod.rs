@@ -15,6 +15,7 @@ mod m20261202_000011_revision_changes;
 mod m20261202_000012_entity_archive;
 mod m20261202_000013_session_details;
 mod m20261202_000014_client_certificate_mappings;
+mod m20261202_000020_scim;
 mod m20261202_000030_passkeys;
 
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_entity_archive::Migration),
             Box::new(m20261202_000013_session_details::Migration),
             Box::new(m20261202_000014_client_certificate_mappings::Migration),
+            Box::new(m20261202_000020_scim::Migration),
             Box::new(m20261202_000030_passkeys::Migration),
         ]
     }

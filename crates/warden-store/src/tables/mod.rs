@@ -17,6 +17,8 @@ pub mod recovery_codes;
 pub mod revision_changes;
 pub mod role_permissions;
 pub mod roles;
+pub mod scim_external_ids;
+pub mod scim_tokens;
 pub mod second_factors;
 pub mod sessions;
 pub mod sign_in_challenges;

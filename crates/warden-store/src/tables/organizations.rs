@@ -12,6 +12,8 @@ pub struct Model {
     pub allowed_second_factors: String,
     pub require_second_factor: bool,
     pub sso_enabled: bool,
+    /// Some SCIM token is live; kept by the SCIM token writes only.
+    pub scim_enabled: bool,
     pub created_at: DateTimeUtc,
 }
 

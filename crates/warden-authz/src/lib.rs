@@ -133,6 +133,9 @@ struct Known {
     /// When the last successful poll started, in nanoseconds after `base` plus one (0: never):
     /// everything committed before it is in `revisions`. An atomic, as every check reads it.
     polled: AtomicU64,
+    /// Held by the poll under way: the checks that find the lease lapsed wait for one poll
+    /// together instead of each reading the database (`Authorizer::caught_up`).
+    polling: tokio::sync::Mutex<()>,
     base: Instant,
     lease: Duration,
 }
@@ -167,19 +170,24 @@ impl Revisions {
 }
 
 impl Known {
+    /// Now, as `polled` counts it.
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64 + 1
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Revisions> {
+        self.revisions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The organisation's revision from the copy, when `consistency` allows using it now.
     fn revision(&self, organization: OrganizationId, consistency: Consistency) -> Option<i64> {
         let age = match self.polled.load(Ordering::Acquire) {
             0 => return None,
-            since_base => self
-                .base
-                .elapsed()
-                .saturating_sub(Duration::from_nanos(since_base - 1)),
+            polled => Duration::from_nanos(self.now().saturating_sub(polled)),
         };
-        let revisions = self
-            .revisions
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let revisions = self.read();
         let usable = match consistency {
             Consistency::MinimizeLatency => age < MAX_STALENESS,
             Consistency::Default => age < self.lease,
@@ -237,6 +245,7 @@ impl Authorizer {
             known: Arc::new(Known {
                 revisions: RwLock::new(Revisions::default()),
                 polled: AtomicU64::new(0),
+                polling: tokio::sync::Mutex::new(()),
                 base: Instant::now(),
                 lease,
             }),
@@ -263,7 +272,7 @@ impl Authorizer {
     /// The latest revision this replica has read: a consistency token for a request that wrote
     /// nothing is at least as fresh as what this replica has seen.
     pub fn latest(&self) -> i64 {
-        self.read_known().latest.unwrap_or(0)
+        self.known.read().latest.unwrap_or(0)
     }
 
     /// The organisation's revision from this replica's copy, while the copy's lease is fresh.
@@ -271,18 +280,17 @@ impl Authorizer {
         self.known.revision(organization, Consistency::Default)
     }
 
-    fn read_known(&self) -> std::sync::RwLockReadGuard<'_, Revisions> {
-        self.known
-            .revisions
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Brings the copy of the revisions up to date with the database's change feed, and renews the
     /// lease from the moment this poll started.
     pub async fn poll(&self) -> Result<(), Error> {
-        let started = Instant::now();
-        let latest = self.read_known().latest;
+        let _turn = self.known.polling.lock().await;
+        self.poll_now().await
+    }
+
+    /// `poll`, by the holder of `polling`.
+    async fn poll_now(&self) -> Result<(), Error> {
+        let started = self.known.now();
+        let latest = self.known.read().latest;
         let changes = match latest {
             Some(latest) => self.source.changes_after(latest, CHANGES_PER_POLL).await?,
             None => Vec::new(),
@@ -310,11 +318,35 @@ impl Authorizer {
             }
         }
         drop(known);
-        let since_base = started.duration_since(self.known.base).as_nanos() as u64;
-        self.known
-            .polled
-            .fetch_max(since_base + 1, Ordering::Release);
+        self.known.polled.fetch_max(started, Ordering::Release);
         Ok(())
+    }
+
+    /// The organisation's revision for a check that found the lease lapsed (the poll is late: a
+    /// busy database, a busy replica): from a poll that started after the check arrived, shared by
+    /// every check waiting at the same time, so a late poll costs the database one more feed query
+    /// rather than one revision query per check. Such a poll saw every write acknowledged before
+    /// the check began. `None` when the copy cannot say (an organisation it has not seen, a token
+    /// newer than the feed): the caller reads the database.
+    async fn caught_up(
+        &self,
+        organization: OrganizationId,
+        consistency: Consistency,
+    ) -> Result<Option<i64>, Error> {
+        let arrived = self.known.now();
+        let _turn = self.known.polling.lock().await;
+        if self.known.polled.load(Ordering::Acquire) <= arrived {
+            self.poll_now().await?;
+        }
+        let revisions = self.known.read();
+        let wanted = match consistency {
+            Consistency::AtLeast(wanted) => wanted,
+            _ => 0,
+        };
+        Ok(match revisions.latest {
+            Some(latest) if latest >= wanted => revisions.organizations.get(&organization).copied(),
+            _ => None,
+        })
     }
 
     pub async fn check(
@@ -503,7 +535,14 @@ impl Authorizer {
         organization: OrganizationId,
         consistency: Consistency,
     ) -> Result<(i64, Arc<CompiledTree>), Error> {
-        let revision = match self.known.revision(organization, consistency) {
+        let known = match (self.known.revision(organization, consistency), consistency) {
+            (Some(revision), _) => Some(revision),
+            (None, Consistency::Default | Consistency::AtLeast(_)) => {
+                self.caught_up(organization, consistency).await?
+            }
+            (None, Consistency::MinimizeLatency | Consistency::Full) => None,
+        };
+        let revision = match known {
             Some(revision) => revision,
             None => self
                 .source
@@ -600,6 +639,8 @@ mod tests {
         revision: AtomicI64,
         loads: AtomicUsize,
         revision_reads: AtomicUsize,
+        /// Reads of the change feed or of the table of revisions: polls.
+        feed_reads: AtomicUsize,
         holdings: Vec<Holding>,
         /// The organisation's users, ascending, for lookups.
         users: Vec<UserId>,
@@ -667,10 +708,14 @@ mod tests {
             Ok(Some(self.revision.load(Ordering::SeqCst)))
         }
         async fn revisions(&self) -> Result<(i64, Vec<(OrganizationId, i64)>), Error> {
+            self.feed_reads.fetch_add(1, Ordering::SeqCst);
             let revision = self.revision.load(Ordering::SeqCst);
             Ok((revision, vec![(ORGANIZATION, revision)]))
         }
         async fn changes_after(&self, after: i64, _: u64) -> Result<Vec<Change>, Error> {
+            self.feed_reads.fetch_add(1, Ordering::SeqCst);
+            // Slow, as a busy database is: checks arriving meanwhile wait for this poll.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             let revision = self.revision.load(Ordering::SeqCst);
             Ok((after + 1..=revision)
                 .map(|revision| Change {
@@ -749,21 +794,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(source.revision_reads.load(Ordering::SeqCst), 2);
-        // Once the lease lapses without a poll, the default mode reads the database too.
+        // Once the lease lapses without a poll, the default mode polls before answering.
         tokio::time::sleep(Duration::from_millis(250)).await;
+        let polls = source.feed_reads.load(Ordering::SeqCst);
+        source.revision.store(5, Ordering::SeqCst);
         authorizer
             .check(ORGANIZATION, &check, Consistency::Default)
             .await
             .unwrap();
-        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 3);
+        assert_eq!(source.feed_reads.load(Ordering::SeqCst), polls + 1);
+        assert_eq!(authorizer.latest(), 5, "the write is seen");
+        tokio::time::sleep(Duration::from_millis(250)).await;
         authorizer
             .check(ORGANIZATION, &check, Consistency::MinimizeLatency)
             .await
             .unwrap();
         assert_eq!(
-            source.revision_reads.load(Ordering::SeqCst),
-            3,
-            "within MAX_STALENESS"
+            source.feed_reads.load(Ordering::SeqCst),
+            polls + 1,
+            "within MAX_STALENESS, no poll"
+        );
+        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_finding_the_lease_lapsed_share_one_poll_that_started_after_them() {
+        let source = Arc::new(Counting::default());
+        let authorizer = Authorizer::new(source.clone(), catalogue(), Duration::from_millis(50));
+        authorizer.poll().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await; // The lease lapses.
+        source.revision.store(9, Ordering::SeqCst); // Committed and acknowledged meanwhile.
+        let polls = source.feed_reads.load(Ordering::SeqCst);
+        let mut checks = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let (authorizer, check) = (authorizer.clone(), check());
+            checks.spawn(async move {
+                authorizer
+                    .check(ORGANIZATION, &check, Consistency::Default)
+                    .await
+            });
+        }
+        while let Some(decision) = checks.join_next().await {
+            assert!(!decision.unwrap().unwrap().allowed, "no grant");
+        }
+        let shared = source.feed_reads.load(Ordering::SeqCst) - polls;
+        // The first poll, and at most one more for the checks that arrived while it ran.
+        assert!((1..=2).contains(&shared), "{shared} polls for 100 checks");
+        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 0);
+        assert!(
+            authorizer.trees.get(&ORGANIZATION, 9).is_some(),
+            "the checks decided at revision 9"
         );
     }
 

@@ -11,9 +11,11 @@
 //! (HTTP/1.1 keep-alive connections, one per caller), in the same alternating rounds.
 //!
 //! With a list of user counts (and `DATABASE_URL` naming the server's PostgreSQL database), it
-//! seeds that many active users with the read-only role straight into the database (seeding a
-//! million through the API would take hours), checks `payments.read` for a user picked at random
-//! among them on every call, and draws throughput and p99 against users as an SVG chart.
+//! seeds one organisation per count with that many active users holding the read-only role,
+//! straight into the database (seeding a million through the API would take hours), lets the
+//! database settle, checks each of them once, then measures every organisation in the same
+//! alternating rounds (a check asks `payments.read` for a user picked at random among the
+//! organisation's), and draws throughput and p99 against users as an SVG chart.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -406,6 +408,32 @@ fn chart(path: &str, points: &[Point]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// One number of users under test: its own organisation, key and users, and its tallies.
+struct Population {
+    size: usize,
+    check: v1::CheckPermissionRequest,
+    users: Arc<Vec<String>>,
+    key: String,
+    checks: Arc<Mutex<Tally>>,
+    latency: Arc<Mutex<Tally>>,
+    evaluations: Arc<Mutex<Tally>>,
+}
+
+/// After a large seed PostgreSQL would vacuum, analyse and checkpoint while the rounds run (on
+/// this shared machine, beside the server): done now, so every population meets a settled database.
+async fn settle(database: &sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait;
+    for statement in [
+        "VACUUM ANALYZE users",
+        "VACUUM ANALYZE user_grants",
+        "CHECKPOINT",
+    ] {
+        if let Err(error) = database.execute_unprepared(statement).await {
+            eprintln!("{statement}: {error} (measuring anyway)");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().collect();
@@ -425,7 +453,6 @@ async fn main() -> Result<(), Failure> {
     for _ in 0..connections {
         channels.push(endpoint.connect().await?);
     }
-    let (organization, owner, key) = setup(channels[0].clone(), operator).await?;
     let http = std::env::var("WARDEN_LOAD_HTTP")
         .ok()
         .filter(|address| !address.is_empty())
@@ -445,18 +472,18 @@ async fn main() -> Result<(), Failure> {
         ),
         false => None,
     };
-    println!("{connections} connections x {streams} streams, {seconds} s of each workload");
-    println!("| users | workload | calls/s | p50 ms | p99 ms | p99.9 ms | errors |");
-    println!("|---|---|---|---|---|---|---|");
-    let mut points = Vec::new();
+    // Every population is seeded and warmed first, then all are measured in the same alternating
+    // rounds: a thousand users and a million meet the same machine, database and server.
+    let mut populations = Vec::new();
     for size in sizes {
+        let (organization, owner, key) = setup(channels[0].clone(), operator).await?;
         let users = Arc::new(match &database {
             Some(database) if size > 0 => seed(database, &organization, size).await?,
             _ => Vec::new(),
         });
         let check = v1::CheckPermissionRequest {
-            organization_id: organization.clone(),
-            user_id: owner.clone(),
+            organization_id: organization,
+            user_id: owner,
             permission: if users.is_empty() {
                 "payments.refund"
             } else {
@@ -465,34 +492,74 @@ async fn main() -> Result<(), Failure> {
             .into(),
             ..Default::default()
         };
-        warm(&channels, &check, &users, &key).await?;
-        let (health, checks, latency) = (Arc::default(), Arc::default(), Arc::default());
-        let evaluations = Arc::default();
-        for _ in 0..seconds.div_ceil(ROUND.as_secs()).max(1) {
+        populations.push(Population {
+            size: size.max(1),
+            check,
+            users,
+            key,
+            checks: Arc::default(),
+            latency: Arc::default(),
+            evaluations: Arc::default(),
+        });
+    }
+    if let Some(database) = &database {
+        settle(database).await;
+    }
+    for population in &populations {
+        warm(
+            &channels,
+            &population.check,
+            &population.users,
+            &population.key,
+        )
+        .await?;
+    }
+    println!("{connections} connections x {streams} streams, {seconds} s of each workload");
+    let health = Arc::default();
+    for _ in 0..seconds.div_ceil(ROUND.as_secs()).max(1) {
+        let (check, key) = (&populations[0].check, &populations[0].key);
+        round(
+            &channels,
+            streams,
+            Workload::Health,
+            check,
+            &Arc::default(),
+            key,
+            &http,
+            &health,
+        )
+        .await?;
+        for population in &populations {
             for (workload, tally) in [
-                (Workload::Health, &health),
-                (Workload::Check, &checks),
-                (Workload::CheckMinimizeLatency, &latency),
-                (Workload::Evaluation, &evaluations),
+                (Workload::Check, &population.checks),
+                (Workload::CheckMinimizeLatency, &population.latency),
+                (Workload::Evaluation, &population.evaluations),
             ] {
                 if workload == Workload::Evaluation && http.is_none() {
                     continue;
                 }
+                let (check, users, key) = (&population.check, &population.users, &population.key);
                 round(
-                    &channels, streams, workload, &check, &users, &key, &http, tally,
+                    &channels, streams, workload, check, users, key, &http, tally,
                 )
                 .await?;
             }
         }
-        let (health_rate, health_p99, health_row) =
-            row("grpc.health.v1 Check", &mut *health.lock().await);
-        let (check_rate, check_p99, check_row) = row("CheckPermission", &mut *checks.lock().await);
+    }
+    println!("| users | workload | calls/s | p50 ms | p99 ms | p99.9 ms | errors |");
+    println!("|---|---|---|---|---|---|---|");
+    let (health_rate, health_p99, health_row) =
+        row("grpc.health.v1 Check", &mut *health.lock().await);
+    println!("| all {health_row}");
+    let mut points = Vec::new();
+    for population in &populations {
+        let shown = population.size;
+        let (check_rate, check_p99, check_row) =
+            row("CheckPermission", &mut *population.checks.lock().await);
         let (latency_rate, latency_p99, latency_row) = row(
             "CheckPermission minimize_latency",
-            &mut *latency.lock().await,
+            &mut *population.latency.lock().await,
         );
-        let shown = size.max(1);
-        println!("| {shown} {health_row}");
         println!("| {shown} {check_row}");
         println!("| {shown} {latency_row}");
         println!(
@@ -505,7 +572,7 @@ async fn main() -> Result<(), Failure> {
         if http.is_some() {
             let (rate, p99, line) = row(
                 "AuthZEN POST /access/v1/evaluation",
-                &mut *evaluations.lock().await,
+                &mut *population.evaluations.lock().await,
             );
             println!("| {shown} {line}");
             println!(

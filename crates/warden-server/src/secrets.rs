@@ -18,6 +18,17 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     Ok(buffer)
 }
 
+/// A credential shown once (an API key, a SCIM token): `kind`, then 64 bits of hex prefix that
+/// find its row, then 256 bits of secret that make it unguessable. Returns (prefix, secret).
+pub fn prefixed_secret(kind: &str) -> Result<(String, String), Error> {
+    let prefix: String = random_bytes::<8>()?
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let secret = format!("{kind}{prefix}.{}", random_token(32)?);
+    Ok((prefix, secret))
+}
+
 /// Hex SHA-256, for looking up and comparing high-entropy tokens.
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())

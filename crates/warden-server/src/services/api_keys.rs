@@ -14,7 +14,7 @@ use warden_proto::v1::{self, api_key_service_server::ApiKeyService};
 use crate::{
     call::{Call, call},
     convert::{self, Page},
-    secrets::{random_bytes, random_token, sha256_hex},
+    secrets::{prefixed_secret, sha256_hex},
     state::{API_KEY_PREFIX, Shared},
     status::to_status,
 };
@@ -102,12 +102,7 @@ impl ApiKeys {
         let (call, input) = call(&self.0, request).await?;
         let organization = self.organization(&call, &input.organization_id).await?;
         let name = validate::name("name", &input.name, 100)?;
-        // 64 bits of prefix find the row; 256 bits of secret make it unguessable.
-        let prefix: String = random_bytes::<8>()?
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        let secret = format!("{API_KEY_PREFIX}{prefix}.{}", random_token(32)?);
+        let (prefix, secret) = prefixed_secret(API_KEY_PREFIX)?;
         let key = ApiKey {
             id: ApiKeyId::generate(),
             organization_id: organization,

@@ -15,7 +15,7 @@ use warden_proto::v1::{self, scim_service_server::ScimService};
 use crate::{
     call::{Call, call},
     convert::{self, Page},
-    secrets::{random_bytes, random_token, sha256_hex},
+    secrets::{prefixed_secret, sha256_hex},
     state::{SCIM_TOKEN_PREFIX, Shared},
     status::to_status,
 };
@@ -73,12 +73,7 @@ impl ScimTokens {
         let (call, input) = call(&self.0, request).await?;
         let organization = self.organization(&call, &input.organization_id).await?;
         let name = validate::name("name", &input.name, 100)?;
-        // 64 bits of prefix find the row; 256 bits of secret make it unguessable.
-        let prefix: String = random_bytes::<8>()?
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        let secret = format!("{SCIM_TOKEN_PREFIX}{prefix}.{}", random_token(32)?);
+        let (prefix, secret) = prefixed_secret(SCIM_TOKEN_PREFIX)?;
         let token = ScimToken {
             id: ScimTokenId::generate(),
             organization_id: organization,

@@ -3,12 +3,6 @@
 //! administrator gives it grants in Warden: that is how IdP groups map to roles and entities.
 use std::collections::BTreeMap;
 
-use axum::{
-    body::Bytes,
-    extract::{Path, Query, State, rejection::BytesRejection, rejection::QueryRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
 use serde_json::{Value, json};
 use warden_core::{
     Error,
@@ -18,12 +12,7 @@ use warden_core::{
     validate,
 };
 
-use super::{
-    GROUP_SCHEMA, ListQuery, Scim, Selection, authenticate, ensure_version, error_response,
-    filter::member, list_response, meta, parse_resource, patched, refusal, resource, search_query,
-    select, users,
-};
-use crate::http::{Connection, Http};
+use super::{GROUP_SCHEMA, Scim, filter::member, meta, resource::Kind, users};
 
 const KIND: &str = "group";
 const KNOWN: &[&str] = &["displayName", "members"];
@@ -32,16 +21,8 @@ const BATCH: u64 = 500;
 /// The most members one write names.
 const MAX_MEMBERS: usize = 10_000;
 
-fn query_refused(rejection: QueryRejection) -> Response {
-    refusal(
-        StatusCode::BAD_REQUEST,
-        Some("invalidValue"),
-        &rejection.body_text(),
-    )
-}
-
 /// What a body asks a group to be.
-struct Desired {
+pub struct Desired {
     name: String,
     members: Vec<UserId>,
     external_id: Option<String>,
@@ -113,125 +94,68 @@ fn render(group: &Group, external_id: Option<&String>, base: &str) -> Value {
     value
 }
 
-async fn shown(scim: &Scim, group: &Group) -> Result<Value, Error> {
-    let external = scim
-        .state
-        .store
-        .external_ids(scim.organization, KIND)
-        .await?;
-    Ok(render(
-        group,
-        external.get(&group.id.to_string()),
-        &scim.base,
-    ))
-}
+/// SCIM's Groups, served by `resource.rs`.
+pub struct Groups;
 
-async fn find(scim: &Scim, id: &str) -> Result<Group, Error> {
-    let id = GroupId::parse("id", id).map_err(|_| Error::NotFound("group"))?;
-    scim.state
-        .store
-        .find_group(scim.organization, id)
-        .await?
-        .ok_or(Error::NotFound("group"))
-}
+#[async_trait::async_trait]
+impl Kind for Groups {
+    type Item = Group;
+    type Desired = Desired;
+    const ENDPOINT: &'static str = "Groups";
+    const SCHEMA: &'static str = GROUP_SCHEMA;
+    const KNOWN: &'static [&'static str] = KNOWN;
 
-pub async fn list(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let Query(query) = query.map_err(query_refused)?;
-        listed(&scim, &query).await
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-/// POST `.search`: the list's query as a JSON body.
-pub async fn search(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let query = search_query(body)?;
-        listed(&scim, &query).await
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-async fn listed(scim: &Scim, query: &ListQuery) -> Result<Response, Response> {
-    list_response(every(scim).await?, query)
-}
-
-/// Every resource of this kind in the token's organisation, as SCIM shows them.
-pub async fn every(scim: &Scim) -> Result<Vec<Value>, Response> {
-    let mut groups = Vec::new();
-    let mut after = None;
-    loop {
-        let batch = scim
-            .state
-            .store
-            .list_groups(scim.organization, after, BATCH)
-            .await
-            .map_err(error_response)?;
-        let full = batch.len() as u64 == BATCH;
-        after = batch.last().map(|group| group.id);
-        groups.extend(batch);
-        if !full {
-            break;
-        }
+    fn id(group: &Group) -> String {
+        group.id.to_string()
     }
-    let external = scim
-        .state
-        .store
-        .external_ids(scim.organization, KIND)
-        .await
-        .map_err(error_response)?;
-    let rendered = groups
-        .iter()
-        .map(|group| render(group, external.get(&group.id.to_string()), &scim.base))
-        .collect();
-    Ok(rendered)
-}
 
-pub async fn read(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-    selection: Result<Query<Selection>, QueryRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let Query(selection) = selection.map_err(query_refused)?;
-        let group = find(&scim, &id).await.map_err(error_response)?;
-        let value = shown(&scim, &group).await.map_err(error_response)?;
-        let (attributes, excluded) = (
-            selection.attributes.as_deref(),
-            selection.excluded_attributes.as_deref(),
-        );
-        let mut response = resource(StatusCode::OK, &value);
-        *response.body_mut() = select(value, attributes, excluded).to_string().into();
-        Ok::<_, Response>(response)
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
+    fn parse(value: &Value) -> Result<Desired, Error> {
+        Desired::parse(value)
+    }
 
-pub async fn create(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let value = parse_resource(body, GROUP_SCHEMA, KNOWN)?;
-        let desired = Desired::parse(&value).map_err(error_response)?;
+    async fn find(scim: &Scim, id: &str) -> Result<Group, Error> {
+        let id = GroupId::parse("id", id).map_err(|_| Error::NotFound("group"))?;
+        scim.state
+            .store
+            .find_group(scim.organization, id)
+            .await?
+            .ok_or(Error::NotFound("group"))
+    }
+
+    async fn shown(scim: &Scim, group: &Group) -> Result<Value, Error> {
+        let external = external_ids(scim).await?;
+        Ok(render(
+            group,
+            external.get(&group.id.to_string()),
+            &scim.base,
+        ))
+    }
+
+    async fn every(scim: &Scim) -> Result<Vec<Value>, Error> {
+        let mut groups = Vec::new();
+        let mut after = None;
+        loop {
+            let batch = scim
+                .state
+                .store
+                .list_groups(scim.organization, after, BATCH)
+                .await?;
+            let full = batch.len() as u64 == BATCH;
+            after = batch.last().map(|group| group.id);
+            groups.extend(batch);
+            if !full {
+                break;
+            }
+        }
+        let external = external_ids(scim).await?;
+        let rendered = groups
+            .iter()
+            .map(|group| render(group, external.get(&group.id.to_string()), &scim.base))
+            .collect();
+        Ok(rendered)
+    }
+
+    async fn create(scim: &Scim, desired: Desired) -> Result<Group, Error> {
         let group = Group {
             id: GroupId::generate(),
             organization_id: scim.organization,
@@ -245,23 +169,35 @@ pub async fn create(
             group.id,
             json!({ "name": group.name }),
         );
-        let group = scim
-            .state
-            .store
-            .create_group(&group, &audit)
+        let group = scim.state.store.create_group(&group, &audit).await?;
+        converge(scim, group, desired).await
+    }
+
+    async fn converge(scim: &Scim, group: Group, desired: Desired) -> Result<Group, Error> {
+        converge(scim, group, desired).await
+    }
+
+    async fn delete(scim: &Scim, group: Group) -> Result<(), Error> {
+        let audit = scim.audit(
+            Action::GroupDeleted,
+            group.id,
+            json!({ "name": group.name }),
+        );
+        let owner = users::owner(scim).await?;
+        // The identity provider removes its group: every member loses its grants, by design.
+        let decided = &|_: &warden_core::rules::Affected| Ok(());
+        let store = &scim.state.store;
+        store
+            .delete_group(scim.organization, group.id, owner, decided, &audit)
+            .await?;
+        store
+            .set_external_id(scim.organization, KIND, &group.id.to_string(), None)
             .await
-            .map_err(error_response)?;
-        let group = converge(&scim, group, desired)
-            .await
-            .map_err(error_response)?;
-        let value = shown(&scim, &group).await.map_err(error_response)?;
-        let mut response = resource(StatusCode::CREATED, &value);
-        if let Ok(location) = HeaderValue::from_str(&format!("{}/Groups/{}", scim.base, group.id)) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok::<_, Response>(response)
-    };
-    answered.await.unwrap_or_else(|refused| refused)
+    }
+}
+
+async fn external_ids(scim: &Scim) -> Result<BTreeMap<String, String>, Error> {
+    scim.state.store.external_ids(scim.organization, KIND).await
 }
 
 /// Writes what differs between `group` and `desired`: the name, each membership (an audited write
@@ -308,7 +244,7 @@ async fn converge(scim: &Scim, group: Group, desired: Desired) -> Result<Group, 
     for user in gone {
         group = membership(scim, group.id, user, false).await?;
     }
-    let external: BTreeMap<String, String> = store.external_ids(scim.organization, KIND).await?;
+    let external = external_ids(scim).await?;
     if external.get(&group.id.to_string()) != desired.external_id.as_ref() {
         store
             .set_external_id(
@@ -337,87 +273,4 @@ async fn membership(
         .store
         .set_membership(scim.organization, group, user, member, &audit)
         .await
-}
-
-pub async fn replace(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let group = find(&scim, &id).await.map_err(error_response)?;
-        ensure_version(
-            &headers,
-            &shown(&scim, &group).await.map_err(error_response)?,
-        )?;
-        let value = parse_resource(body, GROUP_SCHEMA, KNOWN)?;
-        let desired = Desired::parse(&value).map_err(error_response)?;
-        let group = converge(&scim, group, desired)
-            .await
-            .map_err(error_response)?;
-        let value = shown(&scim, &group).await.map_err(error_response)?;
-        Ok::<_, Response>(resource(StatusCode::OK, &value))
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-pub async fn patch(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let group = find(&scim, &id).await.map_err(error_response)?;
-        let current = shown(&scim, &group).await.map_err(error_response)?;
-        ensure_version(&headers, &current)?;
-        let wanted = patched(body, &current)?;
-        let desired = Desired::parse(&wanted).map_err(error_response)?;
-        let group = converge(&scim, group, desired)
-            .await
-            .map_err(error_response)?;
-        let value = shown(&scim, &group).await.map_err(error_response)?;
-        Ok::<_, Response>(resource(StatusCode::OK, &value))
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-pub async fn delete(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let group = find(&scim, &id).await.map_err(error_response)?;
-        ensure_version(
-            &headers,
-            &shown(&scim, &group).await.map_err(error_response)?,
-        )?;
-        let audit = scim.audit(
-            Action::GroupDeleted,
-            group.id,
-            json!({ "name": group.name }),
-        );
-        let owner = users::owner(&scim).await.map_err(error_response)?;
-        // The identity provider removes its group: every member loses its grants, by design.
-        let decided = &|_: &warden_core::rules::Affected| Ok(());
-        let store = &scim.state.store;
-        store
-            .delete_group(scim.organization, group.id, owner, decided, &audit)
-            .await
-            .map_err(error_response)?;
-        store
-            .set_external_id(scim.organization, KIND, &group.id.to_string(), None)
-            .await
-            .map_err(error_response)?;
-        Ok::<_, Response>(StatusCode::NO_CONTENT.into_response())
-    };
-    answered.await.unwrap_or_else(|refused| refused)
 }

@@ -7,6 +7,7 @@
 mod filter;
 mod groups;
 mod patch;
+mod resource;
 mod users;
 
 use axum::{
@@ -27,6 +28,7 @@ use warden_core::{
     model::{Actor, AuditEvent},
 };
 
+use self::{groups::Groups, resource::Kind, users::Users};
 use super::{Connection, Http, as_grpc};
 use crate::{
     secrets::{same_secret, sha256_hex},
@@ -53,27 +55,29 @@ pub fn router() -> Router<Http> {
         .route("/ResourceTypes/{id}", get(resource_type_by_id))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema_by_id))
-        .route("/Users", get(users::list).post(users::create))
         .route("/.search", post(search))
-        .route("/Users/.search", post(users::search))
-        .route("/Groups/.search", post(groups::search))
-        .route(
-            "/Users/{id}",
-            get(users::read)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete),
-        )
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route(
-            "/Groups/{id}",
-            get(groups::read)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete),
-        )
+        .merge(resource_routes::<Users>())
+        .merge(resource_routes::<Groups>())
         .fallback(|| async { refusal(StatusCode::NOT_FOUND, None, "no such SCIM endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// A kind's endpoint (`/Users`), its `.search` and its resources (`/Users/{id}`).
+fn resource_routes<K: Kind>() -> Router<Http> {
+    let endpoint = K::ENDPOINT;
+    Router::new()
+        .route(
+            &format!("/{endpoint}"),
+            get(resource::list::<K>).post(resource::create::<K>),
+        )
+        .route(&format!("/{endpoint}/.search"), post(resource::search::<K>))
+        .route(
+            &format!("/{endpoint}/{{id}}"),
+            get(resource::read::<K>)
+                .put(resource::replace::<K>)
+                .patch(resource::patch::<K>)
+                .delete(resource::delete::<K>),
+        )
 }
 
 /// A SCIM error response (RFC 7644 §3.12).
@@ -470,8 +474,8 @@ async fn search(
     let answered = async {
         let scim = authenticate(&http, &headers, connection.as_ref()).await?;
         let query = search_query(body)?;
-        let mut resources = users::every(&scim).await?;
-        resources.extend(groups::every(&scim).await?);
+        let mut resources = Users::every(&scim).await.map_err(error_response)?;
+        resources.extend(Groups::every(&scim).await.map_err(error_response)?);
         list_response(resources, &query)
     };
     answered.await.unwrap_or_else(|refused| refused)

@@ -4,12 +4,6 @@
 //! Archived users are gone for SCIM: 404.
 use std::collections::BTreeMap;
 
-use axum::{
-    body::Bytes,
-    extract::{Path, Query, State, rejection::BytesRejection, rejection::QueryRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
 use serde_json::{Value, json};
 use warden_core::{
     Error,
@@ -19,12 +13,7 @@ use warden_core::{
     validate::Email,
 };
 
-use super::{
-    ListQuery, Scim, Selection, USER_SCHEMA, authenticate, ensure_version, error_response,
-    filter::member, list_response, meta, parse_resource, patched, refusal, resource, search_query,
-    select,
-};
-use crate::http::{Connection, Http};
+use super::{Scim, USER_SCHEMA, filter::member, meta, resource::Kind};
 
 const KIND: &str = "user";
 /// The attributes of the core User schema a body may carry; those Warden does not keep
@@ -58,16 +47,8 @@ const MAX_EXTERNAL_ID: usize = 255;
 /// Users read per query while listing.
 const BATCH: u64 = 500;
 
-fn query_refused(rejection: QueryRejection) -> Response {
-    refusal(
-        StatusCode::BAD_REQUEST,
-        Some("invalidValue"),
-        &rejection.body_text(),
-    )
-}
-
 /// What a body asks a user to be.
-struct Desired {
+pub struct Desired {
     email: Email,
     first_name: String,
     last_name: String,
@@ -211,7 +192,7 @@ async fn external_ids(scim: &Scim) -> Result<BTreeMap<String, String>, Error> {
 }
 
 /// A user of the token's organisation that is not archived; anything else is 404.
-pub async fn find(scim: &Scim, id: &str) -> Result<User, Error> {
+async fn find(scim: &Scim, id: &str) -> Result<User, Error> {
     let id = UserId::parse("id", id).map_err(|_| Error::NotFound("user"))?;
     scim.state
         .store
@@ -221,97 +202,69 @@ pub async fn find(scim: &Scim, id: &str) -> Result<User, Error> {
         .ok_or(Error::NotFound("user"))
 }
 
-async fn shown(scim: &Scim, user: &User) -> Result<Value, Error> {
-    let external = external_ids(scim).await?;
-    Ok(render(user, external.get(&user.id.to_string()), &scim.base))
-}
+/// SCIM's Users, served by `resource.rs`.
+pub struct Users;
 
-pub async fn list(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let Query(query) = query.map_err(query_refused)?;
-        listed(&scim, &query).await
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
+#[async_trait::async_trait]
+impl Kind for Users {
+    type Item = User;
+    type Desired = Desired;
+    const ENDPOINT: &'static str = "Users";
+    const SCHEMA: &'static str = USER_SCHEMA;
+    const KNOWN: &'static [&'static str] = KNOWN;
 
-/// POST `.search`: the list's query as a JSON body.
-pub async fn search(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let query = search_query(body)?;
-        listed(&scim, &query).await
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
+    fn id(user: &User) -> String {
+        user.id.to_string()
+    }
 
-async fn listed(scim: &Scim, query: &ListQuery) -> Result<Response, Response> {
-    list_response(every(scim).await?, query)
-}
+    fn parse(value: &Value) -> Result<Desired, Error> {
+        Desired::parse(value)
+    }
 
-/// Every resource of this kind in the token's organisation, as SCIM shows them.
-pub async fn every(scim: &Scim) -> Result<Vec<Value>, Response> {
-    let users = all_users(scim).await.map_err(error_response)?;
-    let external = external_ids(scim).await.map_err(error_response)?;
-    let rendered = users
-        .iter()
-        .map(|user| render(user, external.get(&user.id.to_string()), &scim.base))
-        .collect();
-    Ok(rendered)
-}
-
-pub async fn read(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-    selection: Result<Query<Selection>, QueryRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let Query(selection) = selection.map_err(query_refused)?;
-        let user = find(&scim, &id).await.map_err(error_response)?;
-        let value = shown(&scim, &user).await.map_err(error_response)?;
-        let (attributes, excluded) = (
-            selection.attributes.as_deref(),
-            selection.excluded_attributes.as_deref(),
-        );
-        let mut response = resource(StatusCode::OK, &value);
-        *response.body_mut() = select(value, attributes, excluded).to_string().into();
-        Ok::<_, Response>(response)
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-pub async fn create(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let value = parse_resource(body, USER_SCHEMA, KNOWN)?;
-        let desired = Desired::parse(&value).map_err(error_response)?;
-        let user = provision(&scim, desired).await.map_err(error_response)?;
-        let value = shown(&scim, &user).await.map_err(error_response)?;
-        let mut response = resource(StatusCode::CREATED, &value);
-        if let Ok(location) = HeaderValue::from_str(&format!("{}/Users/{}", scim.base, user.id)) {
-            response.headers_mut().insert(header::LOCATION, location);
+    /// A changed email is the new userName, whichever of the two the PATCH named.
+    fn after_patch(current: &Value, wanted: &mut Value) {
+        let address = wanted["emails"]
+            .get(0)
+            .and_then(|email| email.get("value"))
+            .cloned();
+        if let Some(address) = address
+            && wanted["emails"] != current["emails"]
+            && wanted["userName"] == current["userName"]
+        {
+            wanted["userName"] = address;
         }
-        Ok::<_, Response>(response)
-    };
-    answered.await.unwrap_or_else(|refused| refused)
+    }
+
+    async fn find(scim: &Scim, id: &str) -> Result<User, Error> {
+        find(scim, id).await
+    }
+
+    async fn shown(scim: &Scim, user: &User) -> Result<Value, Error> {
+        let external = external_ids(scim).await?;
+        Ok(render(user, external.get(&user.id.to_string()), &scim.base))
+    }
+
+    async fn every(scim: &Scim) -> Result<Vec<Value>, Error> {
+        let users = all_users(scim).await?;
+        let external = external_ids(scim).await?;
+        let rendered = users
+            .iter()
+            .map(|user| render(user, external.get(&user.id.to_string()), &scim.base))
+            .collect();
+        Ok(rendered)
+    }
+
+    async fn create(scim: &Scim, desired: Desired) -> Result<User, Error> {
+        provision(scim, desired).await
+    }
+
+    async fn converge(scim: &Scim, user: User, desired: Desired) -> Result<User, Error> {
+        converge(scim, user, desired).await
+    }
+
+    async fn delete(scim: &Scim, user: User) -> Result<(), Error> {
+        archive(scim, &user).await
+    }
 }
 
 async fn provision(scim: &Scim, desired: Desired) -> Result<User, Error> {
@@ -400,84 +353,6 @@ async fn converge(scim: &Scim, user: User, desired: Desired) -> Result<User, Err
         user = set_active(scim, &user, desired.active).await?;
     }
     Ok(user)
-}
-
-pub async fn replace(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let user = find(&scim, &id).await.map_err(error_response)?;
-        ensure_version(
-            &headers,
-            &shown(&scim, &user).await.map_err(error_response)?,
-        )?;
-        let value = parse_resource(body, USER_SCHEMA, KNOWN)?;
-        let desired = Desired::parse(&value).map_err(error_response)?;
-        let user = converge(&scim, user, desired)
-            .await
-            .map_err(error_response)?;
-        let value = shown(&scim, &user).await.map_err(error_response)?;
-        Ok::<_, Response>(resource(StatusCode::OK, &value))
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-pub async fn patch(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let user = find(&scim, &id).await.map_err(error_response)?;
-        let current = shown(&scim, &user).await.map_err(error_response)?;
-        ensure_version(&headers, &current)?;
-        let mut wanted = patched(body, &current)?;
-        // A changed email is the new userName, whichever of the two the PATCH named.
-        let address = wanted["emails"]
-            .get(0)
-            .and_then(|email| email.get("value"))
-            .cloned();
-        if let Some(address) = address
-            && wanted["emails"] != current["emails"]
-            && wanted["userName"] == current["userName"]
-        {
-            wanted["userName"] = address;
-        }
-        let desired = Desired::parse(&wanted).map_err(error_response)?;
-        let user = converge(&scim, user, desired)
-            .await
-            .map_err(error_response)?;
-        let value = shown(&scim, &user).await.map_err(error_response)?;
-        Ok::<_, Response>(resource(StatusCode::OK, &value))
-    };
-    answered.await.unwrap_or_else(|refused| refused)
-}
-
-pub async fn delete(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    connection: Option<Connection>,
-    Path(id): Path<String>,
-) -> Response {
-    let answered = async {
-        let scim = authenticate(&http, &headers, connection.as_ref()).await?;
-        let user = find(&scim, &id).await.map_err(error_response)?;
-        ensure_version(
-            &headers,
-            &shown(&scim, &user).await.map_err(error_response)?,
-        )?;
-        archive(&scim, &user).await.map_err(error_response)?;
-        Ok::<_, Response>(StatusCode::NO_CONTENT.into_response())
-    };
-    answered.await.unwrap_or_else(|refused| refused)
 }
 
 /// DELETE archives the user, as DeleteUser does; the owner stays.

@@ -138,6 +138,9 @@ impl AppState {
             None => request.remote_addr()?,
         }
         .ip();
+        if !self.limits.trusted_proxies.trusts(peer) {
+            return Some(peer); // Forwarded headers count only from a trusted proxy: not read.
+        }
         let values = |name: &str| -> Vec<&str> {
             request
                 .metadata()

@@ -25,29 +25,43 @@ pub fn check_strings<T: prost::Message + prost::Name>(message: &T) -> Result<(),
         .ok_or_else(|| Error::internal(format!("no descriptor for {}", T::full_name())))?;
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
         .map_err(Error::internal)?;
-    check_message(&dynamic, "")
+    check_message(&dynamic, &Path::Root)
 }
 
-fn check_message(message: &DynamicMessage, prefix: &str) -> Result<(), Error> {
+/// Where a value sits in the request (`grants[0].role_id`), written out only when it fails: a
+/// request that passes (nearly all) allocates no path.
+enum Path<'a> {
+    Root,
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Field(Path::Root, name) => formatter.write_str(name),
+            Path::Field(parent, name) => write!(formatter, "{parent}.{name}"),
+            Path::Index(parent, index) => write!(formatter, "{parent}[{index}]"),
+        }
+    }
+}
+
+fn check_message(message: &DynamicMessage, path: &Path) -> Result<(), Error> {
     for (field, value) in message.fields() {
-        let path = if prefix.is_empty() {
-            field.name().to_owned()
-        } else {
-            format!("{prefix}.{}", field.name())
-        };
-        check_value(value, &path)?;
+        check_value(value, &Path::Field(path, field.name()))?;
     }
     Ok(())
 }
 
-fn check_value(value: &Value, path: &str) -> Result<(), Error> {
+fn check_value(value: &Value, path: &Path) -> Result<(), Error> {
     match value {
         Value::String(text) => check_text(text, path),
         Value::Message(inner) => check_message(inner, path),
         Value::List(items) => items
             .iter()
             .enumerate()
-            .try_for_each(|(index, item)| check_value(item, &format!("{path}[{index}]"))),
+            .try_for_each(|(index, item)| check_value(item, &Path::Index(path, index))),
         Value::Map(entries) => entries.iter().try_for_each(|(key, item)| {
             if let MapKey::String(key) = key {
                 check_text(key, path)?;
@@ -58,10 +72,10 @@ fn check_value(value: &Value, path: &str) -> Result<(), Error> {
     }
 }
 
-fn check_text(text: &str, path: &str) -> Result<(), Error> {
+fn check_text(text: &str, path: &Path) -> Result<(), Error> {
     if text.len() > MAX_STRING_BYTES {
         return Err(Error::invalid(
-            path.to_owned(),
+            path.to_string(),
             format!("must be at most {MAX_STRING_BYTES} bytes"),
         ));
     }
@@ -70,7 +84,7 @@ fn check_text(text: &str, path: &str) -> Result<(), Error> {
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
         return Err(Error::invalid(
-            path.to_owned(),
+            path.to_string(),
             "must not contain control characters",
         ));
     }

@@ -21,20 +21,25 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
 /// A credential shown once (an API key, a SCIM token): `kind`, then 64 bits of hex prefix that
 /// find its row, then 256 bits of secret that make it unguessable. Returns (prefix, secret).
 pub fn prefixed_secret(kind: &str) -> Result<(String, String), Error> {
-    let prefix: String = random_bytes::<8>()?
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let prefix = hex(&random_bytes::<8>()?);
     let secret = format!("{kind}{prefix}.{}", random_token(32)?);
     Ok((prefix, secret))
 }
 
 /// Hex SHA-256, for looking up and comparing high-entropy tokens.
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Lowercase hex, without a formatter per byte: every API key call hashes its key.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// Compares two secrets without an early exit on the first differing byte.
@@ -134,5 +139,22 @@ mod tests {
         assert_eq!(random_token(32).unwrap().len(), 43);
         assert!(same_secret("abc", "abc"));
         assert!(!same_secret("abc", "abd"));
+    }
+
+    #[test]
+    fn hashes_are_the_lowercase_hex_of_sha256_as_stored_before() {
+        // Stored API key and SCIM token hashes must keep matching: the known SHA-256 of "abc".
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let (prefix, secret) = prefixed_secret("wk_").unwrap();
+        assert_eq!(prefix.len(), 16);
+        assert!(
+            prefix
+                .bytes()
+                .all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase())
+        );
+        assert!(secret.starts_with(&format!("wk_{prefix}.")));
     }
 }

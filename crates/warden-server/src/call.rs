@@ -16,7 +16,7 @@ use warden_core::{
 use crate::{
     convert,
     input::check_strings,
-    secrets::{same_secret, sha256_hex},
+    secrets::{same_hash, sha256_hex},
     state::{API_KEY_PREFIX, AppState, Caller, Shared, UserCaller},
 };
 
@@ -157,7 +157,8 @@ async fn service_principal(state: &Shared, uris: &[String]) -> Result<Caller, Er
 }
 
 async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
-    if same_secret(token, &state.operator_token.0) {
+    let hashed = sha256_hex(token);
+    if same_hash(&hashed, &state.operator_token_hash) {
         return Ok(Caller::Operator);
     }
     if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
@@ -183,7 +184,7 @@ async fn identify(state: &Shared, token: &str) -> Result<Caller, Error> {
                 (key, hash)
             }
         };
-        if key.revoked_at.is_some() || !same_secret(&sha256_hex(token), &hash) {
+        if key.revoked_at.is_some() || !same_hash(&hashed, &hash) {
             return Err(invalid());
         }
         state.record_api_key_use(key.id);

@@ -322,6 +322,7 @@ async fn start(
             Ok(format!("wop_{}", secrets::random_token(32)?))
         })?),
     };
+    let operator_token_hash = secrets::sha256_hex(&operator_token.0);
     let tokens = TokenService::load(
         store.clone() as Arc<dyn warden_core::ports::SigningKeyStore>,
         config.issuer.clone(),
@@ -363,7 +364,7 @@ async fn start(
         passwords: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
         policy: PasswordPolicy::new(config.password_min_chars, 256),
         sealer,
-        operator_token,
+        operator_token_hash,
         reset_ttl: chrono::Duration::seconds(
             i64::try_from(config.password_reset_ttl_seconds).map_err(Error::internal)?,
         ),

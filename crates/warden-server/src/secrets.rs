@@ -42,16 +42,15 @@ fn hex(bytes: &[u8]) -> String {
     text
 }
 
-/// Compares two secrets without an early exit on the first differing byte.
-pub fn same_secret(left: &str, right: &str) -> bool {
-    let (left, right) = (
-        Sha256::digest(left.as_bytes()),
-        Sha256::digest(right.as_bytes()),
-    );
-    left.iter()
-        .zip(right.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+/// Compares two `sha256_hex` hashes (of equal length, so the length says nothing) without an early
+/// exit on the first differing byte.
+pub fn same_hash(left: &str, right: &str) -> bool {
+    left.len() == right.len()
+        && left
+            .bytes()
+            .zip(right.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// argon2id with configurable cost; hashing runs on the blocking pool so it never stalls RPCs.
@@ -137,8 +136,12 @@ mod tests {
     fn tokens_are_random_and_secrets_compare_by_content() {
         assert_ne!(random_token(32).unwrap(), random_token(32).unwrap());
         assert_eq!(random_token(32).unwrap().len(), 43);
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
+        assert!(same_hash(&sha256_hex("abc"), &sha256_hex("abc")));
+        assert!(!same_hash(&sha256_hex("abc"), &sha256_hex("abd")));
+        assert!(
+            !same_hash(&sha256_hex("abc"), "ba78"),
+            "a prefix is not the hash"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use warden_core::{
     ports::Store,
 };
 
-use crate::{config::Secret, secrets::PasswordHasher, tokens::TokenService};
+use crate::{secrets::PasswordHasher, tokens::TokenService};
 
 /// API key secrets look like `wk_<prefix>.<secret>`; the prefix finds the row, the whole string is hashed.
 pub const API_KEY_PREFIX: &str = "wk_";
@@ -27,7 +27,8 @@ pub struct AppState {
     pub tokens: TokenService,
     pub passwords: PasswordHasher,
     pub policy: PasswordPolicy,
-    pub operator_token: Secret,
+    /// `sha256_hex` of the operator token: a call hashes its bearer token once, for both checks.
+    pub operator_token_hash: String,
     pub sealer: crate::crypto::SecretBox,
     pub refresh_ttl: chrono::Duration,
     pub reset_ttl: chrono::Duration,

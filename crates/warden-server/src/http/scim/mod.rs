@@ -31,7 +31,7 @@ use warden_core::{
 use self::{groups::Groups, resource::Kind, users::Users};
 use super::{Connection, Http, as_grpc};
 use crate::{
-    secrets::{same_secret, sha256_hex},
+    secrets::{same_hash, sha256_hex},
     state::{SCIM_TOKEN_PREFIX, Shared},
 };
 
@@ -290,7 +290,7 @@ pub async fn authenticate(
     let Some((found, hash)) = found else {
         return Err(refused("authorization: invalid SCIM token"));
     };
-    if found.revoked_at.is_some() || !same_secret(&sha256_hex(token), &hash) {
+    if found.revoked_at.is_some() || !same_hash(&sha256_hex(token), &hash) {
         return Err(refused("authorization: invalid SCIM token"));
     }
     let host = headers

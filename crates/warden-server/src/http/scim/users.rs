@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use warden_core::{
     Error,
     audit::Action,
-    ids::UserId,
+    catalogue::OWNER_ROLE,
+    ids::{RoleId, UserId},
     model::{NewUser, ScimUserChange, StatusFilter, User, UserFilter, UserStatus},
     validate::Email,
 };
@@ -376,7 +377,19 @@ async fn archive(scim: &Scim, user: &User) -> Result<(), Error> {
 /// The organisation's owner: the user on whose authority group changes are decided (the
 /// store's group writes take a caller).
 pub async fn owner(scim: &Scim) -> Result<UserId, Error> {
-    all_users(scim)
+    // The owner holds the owner role (ownership changes move it): one short query, not a scan.
+    let filter = UserFilter {
+        status: StatusFilter::NotArchived,
+        role: Some(RoleId::new(OWNER_ROLE)),
+        entity: None,
+        query: None,
+        before_id: None,
+        limit: BATCH,
+        now: scim.now,
+    };
+    scim.state
+        .store
+        .list_users(scim.organization, &filter)
         .await?
         .into_iter()
         .find(|user| user.owner)

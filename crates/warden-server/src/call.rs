@@ -1,8 +1,13 @@
 //! The prelude of every RPC: who is calling, from where and when, then the body decides. Each trait
 //! method is one line, `self.body(request).await.map(Response::new).map_err(to_status)`, and the body
 //! returns `Result<_, Error>` so that errors are converted exactly once.
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
-use tonic::Request;
+use tonic::{
+    Request,
+    metadata::{Ascii, MetadataValue},
+};
 use warden_authz::{Check, Consistency};
 use warden_core::{
     Error,
@@ -26,7 +31,10 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 /// One RPC's caller, origin and time, with the questions every body asks of them.
 pub struct Call {
     pub caller: Caller,
-    pub origin: Origin,
+    /// The client's address and user agent, made into an `Origin` only by the calls that record
+    /// one (`origin`): a check, the hot path, records none.
+    address: Option<IpAddr>,
+    user_agent: Option<MetadataValue<Ascii>>,
     /// Read once per call from the server's clock, so one call sees one instant.
     pub now: DateTime<Utc>,
     pub state: Shared,
@@ -37,12 +45,13 @@ pub async fn call<T: prost::Message + prost::Name>(
     state: &Shared,
     request: Request<T>,
 ) -> Result<(Call, T), Error> {
-    let caller = authenticate(state, &request).await?;
+    let address = state.client_ip(&request);
+    let caller = authenticate_from(state, &request, address).await?;
     if let Caller::User(user) = caller {
         state.rate_limit_user(user.user)?;
     }
     check_strings(request.get_ref())?;
-    Ok(split(state, caller, request))
+    Ok(split(state, caller, address, request))
 }
 
 /// For the RPCs that take no credentials (sign-in, accepting an invitation, password reset): the
@@ -55,24 +64,22 @@ pub fn anonymous<T: prost::Message + prost::Name>(
     state: &Shared,
     request: Request<T>,
 ) -> Result<(Call, T), Error> {
-    state.rate_limit(state.client_ip(&request))?;
+    let address = state.client_ip(&request);
+    state.rate_limit(address)?;
     check_strings(request.get_ref())?;
-    Ok(split(state, Caller::Anonymous, request))
+    Ok(split(state, Caller::Anonymous, address, request))
 }
 
-fn split<T>(state: &Shared, caller: Caller, request: Request<T>) -> (Call, T) {
-    let user_agent = request
-        .metadata()
-        .get("user-agent")
-        .and_then(|value| value.to_str().ok())
-        .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
-    let origin = Origin {
-        client_address: state.client_ip(&request).map(|address| address.to_string()),
-        user_agent,
-    };
+fn split<T>(
+    state: &Shared,
+    caller: Caller,
+    address: Option<IpAddr>,
+    request: Request<T>,
+) -> (Call, T) {
     let call = Call {
         caller,
-        origin,
+        address,
+        user_agent: request.metadata().get("user-agent").cloned(),
         now: state.clock.now(),
         state: state.clone(),
     };
@@ -102,7 +109,15 @@ fn bearer<T>(request: &Request<T>) -> Result<&str, Error> {
 /// the client certificate mutual TLS verified. An address that keeps presenting credentials that
 /// authenticate nothing is refused for a while (`bad_tokens.rs`).
 pub async fn authenticate<T>(state: &Shared, request: &Request<T>) -> Result<Caller, Error> {
-    let address = state.client_ip(request);
+    authenticate_from(state, request, state.client_ip(request)).await
+}
+
+/// `authenticate`, the client's address already known.
+async fn authenticate_from<T>(
+    state: &Shared,
+    request: &Request<T>,
+    address: Option<IpAddr>,
+) -> Result<Caller, Error> {
     state.bad_tokens.refuse_if_blocked(address)?;
     let client_uris = request
         .extensions()
@@ -321,6 +336,18 @@ pub async fn ensure_caller_holds(
 }
 
 impl Call {
+    /// Where the call came from, as audit rows, sessions and throttles record it.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            client_address: self.address.map(|address| address.to_string()),
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .and_then(|value| value.to_str().ok())
+                .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        }
+    }
+
     /// The consistency token of this call's writes: the revision they were issued, or, when they
     /// changed no answer, the latest revision this replica has seen.
     pub fn consistency_token(&self) -> String {
@@ -366,7 +393,7 @@ impl Call {
             self.caller.actor(),
             action,
             target,
-            &self.origin,
+            &self.origin(),
             self.now,
         )
     }

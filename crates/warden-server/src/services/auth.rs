@@ -132,7 +132,7 @@ impl AppState {
 
     /// Starts a session for a user who proved who they are.
     pub(crate) async fn start_session(&self, user: &User, call: &Call) -> Result<Tokens, Error> {
-        let session = Session::start(user, call.now, self.refresh_ttl).with_origin(&call.origin);
+        let session = Session::start(user, call.now, self.refresh_ttl).with_origin(&call.origin());
         let refresh_token = random_token(32)?;
         let audit = audit_by(call, user.organization_id, user.id, Action::SignedIn);
         self.store
@@ -150,7 +150,7 @@ impl AppState {
     /// The ACTIVE user whose password this is. Every other case is the one BAD_CREDENTIALS answer;
     /// a known user's failure is audited off the response path, so it answers no slower.
     async fn credentials(&self, call: &Call, email: &str, password: String) -> Result<User, Error> {
-        let keys = AttemptKeys::of(Check::Password, email, &call.origin);
+        let keys = AttemptKeys::of(Check::Password, email, &call.origin());
         // A malformed email cannot belong to anyone: it still costs one hash, then fails like the rest.
         let found = match Email::parse("email", email) {
             Ok(email) => self.store.find_credentials(&email).await?,
@@ -507,7 +507,7 @@ impl Auth {
         let session = match self
             .0
             .store
-            .rotate_refresh_token(&presented, &next, call.now, bounded_origin(&call.origin))
+            .rotate_refresh_token(&presented, &next, call.now, bounded_origin(&call.origin()))
             .await?
         {
             RefreshOutcome::Rotated(session) => session,
@@ -549,7 +549,7 @@ impl Auth {
         let user = self.0.signed_in_user(me).await?;
         let (current, wrong) = (input.current_password, "current_password: incorrect");
         self.0
-            .check_password_of(&user, &call.origin, current, wrong)
+            .check_password_of(&user, &call.origin(), current, wrong)
             .await?;
         self.0.policy.check("new_password", &input.new_password)?;
         let hash = self.0.passwords.hash(input.new_password).await?;

@@ -297,7 +297,7 @@ impl Auth {
         let account = user
             .as_ref()
             .map_or(credential_id.as_str(), |user| &user.email);
-        let keys = AttemptKeys::of(Check::Password, account, &call.origin);
+        let keys = AttemptKeys::of(Check::Password, account, &call.origin());
         self.0.begin_attempt(&keys).await?;
         let verified = match (&passkey, &user) {
             (Some(passkey), Some(user)) => {

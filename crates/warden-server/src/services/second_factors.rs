@@ -56,7 +56,7 @@ impl AppState {
             return session.ensure_recently_authenticated(call.now);
         }
         let user = self.signed_in_user(me).await?;
-        self.check_password_of(&user, &call.origin, password, "password: incorrect")
+        self.check_password_of(&user, &call.origin(), password, "password: incorrect")
             .await?;
         self.store
             .record_reauthentication(me.session, call.now)
@@ -250,7 +250,7 @@ impl Auth {
     ) -> Result<v1::CompleteSecondFactorResponse, Error> {
         let (call, input) = anonymous(&self.0, request)?;
         let (challenge, user) = self.0.open_challenge(&input.challenge_id, call.now).await?;
-        let keys = AttemptKeys::of(Check::Code, &user.email, &call.origin);
+        let keys = AttemptKeys::of(Check::Code, &user.email, &call.origin());
         let passkey = !input.passkey_assertion_json.is_empty();
         let accepted = if passkey {
             let assertion =
@@ -331,7 +331,7 @@ impl Auth {
         let me = me(&call)?;
         let user = self.0.store.find_user(me.organization, me.user).await?;
         let email = user.map(|user| user.email).unwrap_or_default();
-        let keys = AttemptKeys::of(Check::Code, &email, &call.origin);
+        let keys = AttemptKeys::of(Check::Code, &email, &call.origin());
         let id = FactorId::parse("factor_id", &input.factor_id)?;
         let found = self
             .0

@@ -411,7 +411,7 @@ impl Users {
             Actor::User(user.id),
             Action::InvitationAccepted,
             user.id,
-            &call.origin,
+            &call.origin(),
             call.now,
         );
         let user = self
@@ -640,7 +640,7 @@ impl Users {
         let me = call.member(organization)?;
         let owner = ownership::ensure_owner(self.0.store.find_user(organization, me.user).await?)?;
         ownership::ensure_transferable(self.0.catalogue.options())?;
-        self.confirm_password(&owner, input.password, &call.origin)
+        self.confirm_password(&owner, input.password, &call.origin())
             .await?;
         let audit = call
             .audit(organization, Action::OwnershipTransferred, organization)

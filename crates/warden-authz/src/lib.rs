@@ -133,6 +133,9 @@ struct Known {
     /// When the last successful poll started, in nanoseconds after `base` plus one (0: never):
     /// everything committed before it is in `revisions`. An atomic, as every check reads it.
     polled: AtomicU64,
+    /// When the last poll that ended, well or not, started (same count): checks waiting for a poll
+    /// share a failed one too, instead of each trying again in turn behind `polling`.
+    attempted: AtomicU64,
     /// Held by the poll under way: the checks that find the lease lapsed wait for one poll
     /// together instead of each reading the database (`Authorizer::caught_up`).
     polling: tokio::sync::Mutex<()>,
@@ -245,6 +248,7 @@ impl Authorizer {
             known: Arc::new(Known {
                 revisions: RwLock::new(Revisions::default()),
                 polled: AtomicU64::new(0),
+                attempted: AtomicU64::new(0),
                 polling: tokio::sync::Mutex::new(()),
                 base: Instant::now(),
                 lease,
@@ -290,6 +294,13 @@ impl Authorizer {
     /// `poll`, by the holder of `polling`.
     async fn poll_now(&self) -> Result<(), Error> {
         let started = self.known.now();
+        let polled = self.read_feed(started).await;
+        self.known.attempted.fetch_max(started, Ordering::Release);
+        polled
+    }
+
+    /// One poll's reads, and the lease renewed from `started` when they succeed.
+    async fn read_feed(&self, started: u64) -> Result<(), Error> {
         let latest = self.known.read().latest;
         let changes = match latest {
             Some(latest) => self.source.changes_after(latest, CHANGES_PER_POLL).await?,
@@ -335,8 +346,12 @@ impl Authorizer {
     ) -> Result<Option<i64>, Error> {
         let arrived = self.known.now();
         let _turn = self.known.polling.lock().await;
+        if self.known.attempted.load(Ordering::Acquire) <= arrived {
+            // No poll has started since this check arrived: this one runs it, for all waiting.
+            let _ = self.poll_now().await; // A failure is seen below, by every waiting check.
+        }
         if self.known.polled.load(Ordering::Acquire) <= arrived {
-            self.poll_now().await?;
+            return Ok(None); // That poll failed: each check reads the database, as without a copy.
         }
         let revisions = self.known.read();
         let wanted = match consistency {
@@ -641,6 +656,8 @@ mod tests {
         revision_reads: AtomicUsize,
         /// Reads of the change feed or of the table of revisions: polls.
         feed_reads: AtomicUsize,
+        /// The change feed fails, as when the database is unreachable for a moment.
+        feed_fails: std::sync::atomic::AtomicBool,
         holdings: Vec<Holding>,
         /// The organisation's users, ascending, for lookups.
         users: Vec<UserId>,
@@ -716,6 +733,9 @@ mod tests {
             self.feed_reads.fetch_add(1, Ordering::SeqCst);
             // Slow, as a busy database is: checks arriving meanwhile wait for this poll.
             tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.feed_fails.load(Ordering::SeqCst) {
+                return Err(Error::internal("the feed is unreachable"));
+            }
             let revision = self.revision.load(Ordering::SeqCst);
             Ok((after + 1..=revision)
                 .map(|revision| Change {
@@ -845,6 +865,34 @@ mod tests {
             authorizer.trees.get(&ORGANIZATION, 9).is_some(),
             "the checks decided at revision 9"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_waiting_for_a_poll_that_fails_share_its_failure_and_read_the_database() {
+        let source = Arc::new(Counting::default());
+        let authorizer = Authorizer::new(source.clone(), catalogue(), Duration::from_millis(50));
+        authorizer.poll().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        source.feed_fails.store(true, Ordering::SeqCst);
+        let polls = source.feed_reads.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let mut checks = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let (authorizer, check) = (authorizer.clone(), check());
+            checks.spawn(async move {
+                authorizer
+                    .check(ORGANIZATION, &check, Consistency::Default)
+                    .await
+            });
+        }
+        while let Some(decision) = checks.join_next().await {
+            decision.unwrap().unwrap();
+        }
+        let tried = source.feed_reads.load(Ordering::SeqCst) - polls;
+        assert!((1..=2).contains(&tried), "{tried} polls for 100 checks");
+        assert_eq!(source.revision_reads.load(Ordering::SeqCst), 100);
+        // One by one, 100 failing polls of 20 ms would take 2 s.
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 
     #[tokio::test]
